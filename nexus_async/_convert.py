@@ -1,0 +1,217 @@
+"""The one cattrs converter between the models and the wire JSON.
+
+Built once, in this order (hooks registered later win, so order matters):
+
+1. `cattrs.preconf.json.make_converter()` with `forbid_extra_keys=False`: the API
+   may add fields, and we ignore the ones we don't know.
+2. Strict scalar hooks: a wrong JSON type fails with its path instead of being
+   coerced (`int("5")` would hide a broken response).
+3. "Known enum or plain str" hooks, so a new overview value or log level from the
+   API is kept as a string rather than failing the whole response.
+4. One camelCase hook factory for every attrs class; the names that break the rule
+   (the PascalCase item counters) are looked up first in `_WIRE_NAMES`.
+5. `kind`-tagged unions (deployments, destinations) with an explicit tag table and
+   an `Unknown*` fallback that keeps the raw JSON of kinds we don't know.
+"""
+
+from __future__ import annotations
+
+import enum
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+from cattrs.preconf.json import make_converter
+
+from . import models as m
+
+__all__ = ["DecodeFailure", "converter", "structure", "to_camel", "unstructure"]
+
+T = TypeVar("T")
+
+
+class DecodeFailure(ValueError):
+    """Raised by `structure` when JSON does not fit the model; the message lists paths."""
+
+
+def to_camel(name: str) -> str:
+    """`project_id` -> `projectId`."""
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+# Wire names that do not follow the camelCase rule.
+_WIRE_NAMES: dict[type, dict[str, str]] = {
+    m.JobItemStatus: {
+        "gathered": "Gathered",
+        "failed_gather": "FailedGather",
+        "preprocessed": "Preprocessed",
+        "failed_process": "FailedProcess",
+        "predicted": "Predicted",
+        "failed_predict": "FailedPredict",
+        "delivered": "Delivered",
+        "failed_deliver": "FailedDeliver",
+    },
+}
+
+# Request-side classes whose unset optional fields are left out of the JSON
+# rather than sent as null.
+_OMIT_DEFAULTS: frozenset[type] = frozenset({m.DeploymentTemplate, m.DeploymentOptions, m.JobSpec})
+
+
+def _strict_int(value: Any, _: type) -> int:
+    if type(value) is not int:
+        raise TypeError(f"expected an integer, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _strict_float(value: Any, _: type) -> float:
+    if type(value) is float:
+        return value
+    if type(value) is int:
+        return float(value)
+    raise TypeError(f"expected a number, got {type(value).__name__} {value!r}")
+
+
+def _strict_str(value: Any, _: type) -> str:
+    if type(value) is not str:
+        raise TypeError(f"expected a string, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _strict_bool(value: Any, _: type) -> bool:
+    if type(value) is not bool:
+        raise TypeError(f"expected a boolean, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _open_enum(enum_cls: type[enum.Enum]) -> Callable[[Any, Any], Any]:
+    """Structure a known value into the enum member, an unknown string as itself."""
+    members = {member.value: member for member in enum_cls}
+
+    def hook(value: Any, _: Any) -> Any:
+        if type(value) is not str:
+            raise TypeError(f"expected a string, got {type(value).__name__} {value!r}")
+        return members.get(value, value)
+
+    return hook
+
+
+def _tagged_union(
+    conv: cattrs.Converter, tags: Mapping[str, type], unknown: type
+) -> tuple[Callable[[Any, Any], Any], Callable[[Any], dict[str, Any]]]:
+    """Hooks for a union discriminated by the `kind` key, with a fallback class."""
+    by_class = {cls: tag for tag, cls in tags.items()}
+    # Each member's own dict hook, built here because the member classes get the
+    # tagging hook below as their unstructure hook.
+    plain: dict[type, Callable[[Any], dict[str, Any]]] = {
+        cls: make_dict_unstructure_fn(cls, conv, **_renames(cls)) for cls in by_class
+    }
+
+    def structure_hook(value: Any, _: Any) -> Any:
+        if not isinstance(value, dict):
+            raise TypeError(f"expected an object, got {type(value).__name__}")
+        kind = value.get("kind")
+        if type(kind) is not str:
+            raise TypeError(f"expected a string `kind`, got {kind!r}")
+        cls = tags.get(kind)
+        if cls is None:
+            return unknown(kind=kind, data=dict(value))
+        return conv.structure(value, cls)
+
+    def unstructure_hook(obj: Any) -> dict[str, Any]:
+        if isinstance(obj, unknown):
+            return dict(obj.data)  # type: ignore[attr-defined]
+        cls = type(obj)
+        return {"kind": by_class[cls], **plain[cls](obj)}
+
+    return structure_hook, unstructure_hook
+
+
+def _is(expected: Any) -> Callable[[Any], bool]:
+    """A hook predicate matching one type (unions compare equal across spellings)."""
+    return lambda t: bool(t == expected)
+
+
+def _attrs_class(cl: Any) -> type:
+    """The attrs class behind `cl`, which may be a parametrised generic."""
+    return typing.get_origin(cl) or cl  # type: ignore[no-any-return]
+
+
+def _renames(cl: Any) -> dict[str, Any]:
+    base = _attrs_class(cl)
+    table = _WIRE_NAMES.get(base, {})
+    return {
+        a.name: override(rename=table.get(a.name, to_camel(a.name))) for a in attrs.fields(base)
+    }
+
+
+def _build() -> cattrs.Converter:
+    conv = make_converter(forbid_extra_keys=False)
+
+    conv.register_structure_hook(int, _strict_int)
+    conv.register_structure_hook(float, _strict_float)
+    conv.register_structure_hook(str, _strict_str)
+    conv.register_structure_hook(bool, _strict_bool)
+
+    for open_enum in (m.JobStatusOverview, m.LogLevel):
+        # A predicate hook: unions registered by type would lose to the preset's
+        # union passthrough, which would keep every value a plain str.
+        union = open_enum | str
+        conv.register_structure_hook_func(_is(union), _open_enum(open_enum))
+
+    conv.register_structure_hook_factory(
+        attrs.has, lambda cl: make_dict_structure_fn(cl, conv, **_renames(cl))
+    )
+    conv.register_unstructure_hook_factory(
+        attrs.has,
+        lambda cl: make_dict_unstructure_fn(
+            cl,
+            conv,
+            _cattrs_omit_if_default=_attrs_class(cl) in _OMIT_DEFAULTS,
+            **_renames(cl),
+        ),
+    )
+
+    unions: list[tuple[Any, Mapping[str, type], type]] = [
+        (
+            m.Deployment,
+            {
+                "ExistingDeployment": m.ExistingDeployment,
+                "NewEphemeralDeployment": m.NewEphemeralDeployment,
+            },
+            m.UnknownDeployment,
+        ),
+        (m.Destination, {"Webhook": m.WebhookDestination}, m.UnknownDestination),
+    ]
+    for union, tags, unknown in unions:
+        structure_hook, unstructure_hook = _tagged_union(conv, tags, unknown)
+        conv.register_structure_hook_func(_is(union), structure_hook)
+        conv.register_unstructure_hook_func(_is(union), unstructure_hook)
+        # Members unstructured on their own (not through the union) carry their tag too.
+        for cls in (*tags.values(), unknown):
+            conv.register_unstructure_hook(cls, unstructure_hook)
+    return conv
+
+
+converter: cattrs.Converter = _build()
+
+
+def structure(data: Any, cls: type[T]) -> T:
+    """JSON data -> model, raising `DecodeFailure` that lists every bad path."""
+    try:
+        return converter.structure(data, cls)
+    except (cattrs.BaseValidationError, TypeError, ValueError, KeyError) as exc:
+        if isinstance(exc, cattrs.BaseValidationError):
+            detail = "; ".join(cattrs.transform_error(exc, path="$"))
+        else:
+            detail = f"$: {exc}"
+        raise DecodeFailure(f"unexpected response shape: {detail}") from exc
+
+
+def unstructure(obj: Any) -> Any:
+    """Model -> JSON-ready data (wire names)."""
+    return converter.unstructure(obj)

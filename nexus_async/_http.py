@@ -1,0 +1,262 @@
+"""The one place that sends requests.
+
+Every API call goes through `HTTPCore.request`: it adds the auth and identity
+headers, applies timeouts, retries what is safe to retry under the one
+`RetryPolicy`, maps failures to `nexus_async.errors`, and decodes the body into
+a model through the one converter. httpx exceptions never leave this module.
+
+What is retried:
+
+* `Retry.IDEMPOTENT` (GET, DELETE, the cancel PATCH): connection errors,
+  timeouts, 429 (sleeping for `Retry-After` when given), 500, 502, 503, 504.
+* `Retry.UNSENT` (creates): only failures that prove the request never reached
+  the server (could not connect, or no pooled connection was free). A create that
+  got a 5xx or lost its response may have been carried out, and repeating it
+  could start a second job, so it is raised instead.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import enum
+import json
+import logging
+import platform
+import time
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import anyio
+import httpx
+
+from . import errors
+from ._backoff import RetryPolicy
+from ._convert import DecodeFailure, structure
+from ._version import __version__
+
+__all__ = ["HTTPCore", "Retry"]
+
+T = TypeVar("T")
+
+logger = logging.getLogger("nexus_async")
+
+USER_AGENT = (
+    f"nexus-async/{__version__} httpx/{httpx.__version__} python/{platform.python_version()}"
+)
+_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_UNSENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+class Retry(enum.Enum):
+    """Which failures of a request may be retried."""
+
+    IDEMPOTENT = "idempotent"
+    UNSENT = "unsent"
+
+
+class HTTPCore:
+    """Sends API requests for one client: auth, retries, error mapping, decoding."""
+
+    def __init__(
+        self,
+        *,
+        secret_key: str,
+        base_url: str,
+        timeout: httpx.Timeout,
+        retry: RetryPolicy,
+        http_client: httpx.AsyncClient | None,
+        max_connections: int,
+    ) -> None:
+        self._secret_key = secret_key
+        self.base_url = base_url.rstrip("/")
+        self._timeout = timeout
+        self.retry = retry
+        self.owns_client = http_client is None
+        self.closed = False
+        self.client = http_client or httpx.AsyncClient(
+            timeout=timeout,
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+        )
+        self._headers = {
+            "Secret-Key": secret_key,
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+        }
+
+    def __repr__(self) -> str:
+        return f"<HTTPCore base_url={self.base_url!r}>"
+
+    async def aclose(self) -> None:
+        self.closed = True
+        if self.owns_client:
+            await self.client.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        into: type[T],
+        retry: Retry,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+    ) -> T:
+        """Send `method path`, retrying as `retry` allows, and decode the 2xx body into `into`.
+
+        Raises:
+            nexus_async.errors.TransportError: no response after the allowed attempts.
+            nexus_async.errors.APIStatusError: a non-2xx answer (the subclass for its status).
+            nexus_async.errors.ResponseDecodeError: a 2xx body that does not fit `into`.
+        """
+        if self.closed:
+            raise errors.ClientClosedError("this AsyncClient is closed; create a new one")
+        url = self.base_url + path
+        headers = self._headers
+        content: bytes | None = None
+        if body is not None:
+            content = json.dumps(body, separators=(",", ":")).encode()
+            headers = {**headers, "Content-Type": "application/json"}
+        policy = self.retry
+        started = anyio.current_time()
+        attempt = 0
+        while True:
+            attempt += 1
+            retry_after: float | None = None
+            t0 = time.perf_counter()
+            try:
+                response = await self.client.request(
+                    method,
+                    url,
+                    params=params,
+                    content=content,
+                    headers=headers,
+                    timeout=self._timeout,
+                )
+            except httpx.HTTPError as exc:
+                error: errors.NexusError = _transport_error(exc, method, url, attempt)
+                retryable = retry is Retry.IDEMPOTENT or isinstance(exc, _UNSENT_ERRORS)
+                logger.debug("%s %s failed: %s", method, url, type(exc).__name__)
+            else:
+                logger.debug(
+                    "%s %s -> %d in %.1f ms",
+                    method,
+                    url,
+                    response.status_code,
+                    (time.perf_counter() - t0) * 1000,
+                )
+                if response.is_success:
+                    return _decode(response, into, method, url, attempt)
+                error = _status_error(response, method, url, attempt)
+                retryable = retry is Retry.IDEMPOTENT and response.status_code in _RETRY_STATUSES
+                if response.status_code == 429:
+                    retry_after = _retry_after(response)
+            if not retryable or attempt >= policy.attempts:
+                raise error
+            delay = policy.backoff.delay(attempt - 1) if retry_after is None else retry_after
+            if retry_after is not None and retry_after > policy.max_retry_after:
+                raise error
+            if anyio.current_time() - started + delay > policy.total_time:
+                raise error
+            logger.info(
+                "retrying %s %s in %.2f s (attempt %d of %d): %s",
+                method,
+                url,
+                delay,
+                attempt + 1,
+                policy.attempts,
+                error,
+            )
+            await anyio.sleep(delay)
+
+
+def _transport_error(
+    exc: httpx.HTTPError, method: str, url: str, attempt: int
+) -> errors.TransportError:
+    if isinstance(exc, httpx.TimeoutException):
+        cls: type[errors.TransportError] = errors.RequestTimeoutError
+        text = f"request timed out ({type(exc).__name__})"
+    elif isinstance(exc, httpx.TransportError):
+        cls = errors.NexusConnectionError
+        text = f"connection failed ({type(exc).__name__}: {exc})"
+    else:
+        cls = errors.TransportError
+        text = f"request failed ({type(exc).__name__}: {exc})"
+    error = cls(text, method=method, url=url, attempts=attempt)
+    error.__cause__ = exc
+    return error
+
+
+def _status_error(
+    response: httpx.Response, method: str, url: str, attempt: int
+) -> errors.APIStatusError:
+    status = response.status_code
+    message = f"HTTP {status} {response.reason_phrase}".strip()
+    code: str | None = None
+    try:
+        payload = json.loads(response.content)
+    except ValueError:
+        snippet = response.text[:200].strip()
+        if snippet:
+            message = f"{message}: {snippet}"
+    else:
+        if isinstance(payload, dict):
+            if isinstance(payload.get("message"), str):
+                message = payload["message"]
+            if isinstance(payload.get("code"), str):
+                code = payload["code"]
+    cls = errors.status_error_class(status)
+    error = cls(
+        message,
+        method=method,
+        url=url,
+        status=status,
+        code=code,
+        response=response,
+        attempts=attempt,
+    )
+    if isinstance(error, errors.RateLimitedError):
+        error.retry_after = _retry_after(response)
+    return error
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """`Retry-After` in seconds (either form of the header), or None."""
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _decode(response: httpx.Response, into: type[T], method: str, url: str, attempt: int) -> T:
+    try:
+        data = json.loads(response.content)
+    except ValueError as exc:
+        raise errors.ResponseDecodeError(
+            f"response body is not JSON: {response.text[:200]!r}",
+            method=method,
+            url=url,
+            status=response.status_code,
+            response=response,
+            attempts=attempt,
+        ) from exc
+    try:
+        return structure(data, into)
+    except DecodeFailure as exc:
+        raise errors.ResponseDecodeError(
+            str(exc),
+            method=method,
+            url=url,
+            status=response.status_code,
+            response=response,
+            attempts=attempt,
+        ) from exc

@@ -1,0 +1,206 @@
+"""Every exception the SDK raises, in one place.
+
+The hierarchy::
+
+    NexusError
+    ├── ValidationError (also ValueError)     bad input, caught before any request is sent
+    ├── ClientClosedError (also RuntimeError) the client was used after `aclose()`
+    ├── TransportError                        no usable HTTP response
+    │   ├── NexusConnectionError               could not connect, or the connection broke
+    │   └── RequestTimeoutError (also TimeoutError)
+    ├── APIStatusError                        the API answered with a non-2xx status
+    │   ├── BadRequestError                    400
+    │   ├── UnauthorizedError                  401
+    │   ├── ForbiddenError                     403
+    │   ├── NotFoundError                      404
+    │   ├── ConflictError                      409
+    │   ├── PayloadTooLargeError               413
+    │   ├── RateLimitedError                   429
+    │   └── ServerError                        5xx
+    ├── ResponseDecodeError                   a 2xx body that is not the expected JSON
+    ├── LogPagingError                        over a page of log entries share one millisecond
+    ├── JobStateError                         a waited-on job ended in the state to raise on
+    └── WaitTimeoutError (also TimeoutError)  a wait ran out of time
+
+Errors that concern one HTTP exchange carry `method`, `url` (never the secret key,
+which travels only in a header), `status` (or None), the server's `message` and
+`code`, the `response` when there was one, and how many `attempts` were made.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import httpx
+
+    from .models import Job
+
+__all__ = [
+    "APIStatusError",
+    "BadRequestError",
+    "ClientClosedError",
+    "ConflictError",
+    "ForbiddenError",
+    "JobStateError",
+    "LogPagingError",
+    "NexusConnectionError",
+    "NexusError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "RateLimitedError",
+    "RequestTimeoutError",
+    "ResponseDecodeError",
+    "ServerError",
+    "TransportError",
+    "UnauthorizedError",
+    "ValidationError",
+    "WaitTimeoutError",
+]
+
+
+class NexusError(Exception):
+    """Base class of every exception raised by nexus_async."""
+
+
+class ValidationError(NexusError, ValueError):
+    """Raised when an argument is invalid; nothing has been sent."""
+
+
+class ClientClosedError(NexusError, RuntimeError):
+    """Raised when a closed `AsyncClient` is used again."""
+
+
+class _RequestError(NexusError):
+    """Common fields of errors about one HTTP exchange."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        url: str,
+        status: int | None = None,
+        code: str | None = None,
+        response: httpx.Response | None = None,
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.method = method
+        self.url = url
+        self.status = status
+        self.code = code
+        self.response = response
+        self.attempts = attempts
+
+    def __str__(self) -> str:
+        where = f"{self.method} {self.url}"
+        status = f" -> {self.status}" if self.status is not None else ""
+        tries = f" (after {self.attempts} attempts)" if self.attempts > 1 else ""
+        return f"{self.message} [{where}{status}]{tries}"
+
+
+class TransportError(_RequestError):
+    """Raised when no usable HTTP response arrived (after any retries)."""
+
+
+class NexusConnectionError(TransportError):
+    """Raised when the connection could not be made, or broke mid-exchange."""
+
+
+class RequestTimeoutError(TransportError, TimeoutError):
+    """Raised when connecting, sending or reading took longer than the client's timeout."""
+
+
+class APIStatusError(_RequestError):
+    """Raised when the API answered with a non-2xx status (after any retries)."""
+
+
+class BadRequestError(APIStatusError):
+    """Raised on 400: the API rejected the request's content."""
+
+
+class UnauthorizedError(APIStatusError):
+    """Raised on 401: the secret key is missing or unknown."""
+
+
+class ForbiddenError(APIStatusError):
+    """Raised on 403: the secret key does not belong to this project."""
+
+
+class NotFoundError(APIStatusError):
+    """Raised on 404: the resource (or something it names) does not exist."""
+
+
+class ConflictError(APIStatusError):
+    """Raised on 409: the resource is not in a state that allows the request."""
+
+
+class PayloadTooLargeError(APIStatusError):
+    """Raised on 413: the request body is larger than the API accepts."""
+
+
+class RateLimitedError(APIStatusError):
+    """Raised on 429 once retries are spent; `retry_after` is the server's hint in seconds."""
+
+    retry_after: float | None = None
+
+
+class ServerError(APIStatusError):
+    """Raised on a 5xx status once retries are spent."""
+
+
+class ResponseDecodeError(_RequestError):
+    """Raised when a 2xx body is not JSON or does not have the expected shape."""
+
+
+class LogPagingError(NexusError):
+    """Raised when more log entries share one millisecond than one page can hold.
+
+    Paging by time cannot get past such a group without losing entries, so the
+    iterator stops loudly instead of looping or skipping. Narrow the query
+    (`min_level`, `before_time`) to get past it.
+    """
+
+    def __init__(self, message: str, *, job_id: str, create_time: int) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.create_time = create_time
+
+
+class JobStateError(NexusError):
+    """Raised by `wait_until_done` when the job ended in the state named by `raise_exception_if`."""
+
+    def __init__(self, message: str, *, job: Job) -> None:
+        super().__init__(message)
+        self.job = job
+
+
+class WaitTimeoutError(NexusError, TimeoutError):
+    """Raised by `wait_until_done` when the job is still running at the deadline.
+
+    `job` is the last snapshot seen (None if no poll succeeded).
+    """
+
+    def __init__(self, message: str, *, job: Job | None) -> None:
+        super().__init__(message)
+        self.job = job
+
+
+_BY_STATUS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: UnauthorizedError,
+    403: ForbiddenError,
+    404: NotFoundError,
+    409: ConflictError,
+    413: PayloadTooLargeError,
+    429: RateLimitedError,
+}
+
+
+def status_error_class(status: int) -> type[APIStatusError]:
+    """The most specific class for an HTTP error status."""
+    if status >= 500:
+        return ServerError
+    return _BY_STATUS.get(status, APIStatusError)
