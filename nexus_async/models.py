@@ -49,6 +49,9 @@ class _DictAccess:
             raise KeyError(key)
         return getattr(self, key)
 
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key in attrs.fields_dict(type(self))  # type: ignore[arg-type]
+
     def get(self, key: str, default: Any = None) -> Any:
         """The field's value, or `default` if the model has no such field."""
         try:
