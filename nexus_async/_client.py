@@ -41,7 +41,10 @@ class AsyncClient:
         timeout: Per-request timeout in seconds (or an `httpx.Timeout`): connect,
             read, write and pool wait each get this long.
         retry: When and how long to retry; see `RetryPolicy`.
-        max_connections: Size of the connection pool (requests beyond it queue).
+        max_connections: Size of the connection pool, and the most requests in flight
+            at once: more queue inside the client (first come, first served)
+            rather than failing with pool timeouts when thousands of coroutines
+            call at the same time.
         http_client: An `httpx.AsyncClient` to send through (for custom transports,
             proxies, or tests). It is used as is and never closed by us.
 
@@ -83,6 +86,7 @@ class AsyncClient:
             retry=retry or RetryPolicy(),
             http_client=http_client,
             max_connections=max_connections,
+            max_in_flight=max_connections,
         )
         self._state = _State.UNOPENED
         self._task_group: TaskGroup | None = None

@@ -13,6 +13,12 @@ What is retried:
   the server (could not connect, or no pooled connection was free). A create that
   got a 5xx or lost its response may have been carried out, and repeating it
   could start a second job, so it is raised instead.
+
+Load control is client-wide: at most `max_in_flight` requests are on the wire at
+once (the rest queue here, first come first served, instead of timing out in the
+connection pool), and a 429 pauses every request of the client until its
+`Retry-After` (or backoff) has passed, so one rate limit slows the whole client
+rather than letting its other coroutines keep hitting it.
 """
 
 from __future__ import annotations
@@ -66,6 +72,7 @@ class HTTPCore:
         retry: RetryPolicy,
         http_client: httpx.AsyncClient | None,
         max_connections: int,
+        max_in_flight: int,
     ) -> None:
         self._secret_key = secret_key
         self.base_url = base_url.rstrip("/")
@@ -73,6 +80,9 @@ class HTTPCore:
         self.retry = retry
         self.owns_client = http_client is None
         self.closed = False
+        self._in_flight = anyio.Semaphore(max_in_flight)
+        self._paused_until = 0.0  # anyio clock; set by a 429 for the whole client
+        self.requests_sent = 0
         self.client = http_client or httpx.AsyncClient(
             timeout=timeout,
             limits=httpx.Limits(
@@ -124,16 +134,21 @@ class HTTPCore:
         while True:
             attempt += 1
             retry_after: float | None = None
-            t0 = time.perf_counter()
             try:
-                response = await self.client.request(
-                    method,
-                    url,
-                    params=params,
-                    content=content,
-                    headers=headers,
-                    timeout=self._timeout,
-                )
+                async with self._in_flight:
+                    pause = self._paused_until - anyio.current_time()
+                    if pause > 0:
+                        await anyio.sleep(pause)
+                    t0 = time.perf_counter()
+                    self.requests_sent += 1
+                    response = await self.client.request(
+                        method,
+                        url,
+                        params=params,
+                        content=content,
+                        headers=headers,
+                        timeout=self._timeout,
+                    )
             except httpx.HTTPError as exc:
                 error: errors.NexusError = _transport_error(exc, method, url, attempt)
                 retryable = retry is Retry.IDEMPOTENT or isinstance(exc, _UNSENT_ERRORS)
@@ -152,6 +167,13 @@ class HTTPCore:
                 retryable = retry is Retry.IDEMPOTENT and response.status_code in _RETRY_STATUSES
                 if response.status_code == 429:
                     retry_after = _retry_after(response)
+                    pause = (
+                        policy.backoff.delay(attempt - 1) if retry_after is None else retry_after
+                    )
+                    self._paused_until = max(
+                        self._paused_until,
+                        anyio.current_time() + min(pause, policy.max_retry_after),
+                    )
             if not retryable or attempt >= policy.attempts:
                 raise error
             delay = policy.backoff.delay(attempt - 1) if retry_after is None else retry_after
