@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from . import errors
-from ._backoff import Backoff
 from ._convert import unstructure
 from ._http import HTTPCore, Retry
+from ._poll import TRANSIENT, poll_backoff, watch_changes
 from ._validate import check_id, check_str
 from .models import (
     DeleteResponse,
@@ -36,9 +36,10 @@ logger = logging.getLogger("nexus_async")
 
 OnUpdate = Callable[[Job], "Awaitable[None] | None"]
 
-# Errors that say "try again later" rather than "this will never work": polling
-# rides them out instead of failing a wait that may last hours.
-_TRANSIENT = (errors.TransportError, errors.RateLimitedError, errors.ServerError)
+# The poll loop, its cadence and the errors it rides out live in `_poll`, shared
+# with datasets; the old private names stay importable from here.
+_TRANSIENT = TRANSIENT
+_poll_backoff = poll_backoff
 
 
 class Jobs:
@@ -265,34 +266,20 @@ class Jobs:
                 None waits without limit.
         """
         path = self._path(job_id)
-        backoff = _poll_backoff(interval)
-        if timeout is not None and not timeout > 0:
-            raise errors.ValidationError(f"`timeout` must be > 0 or None (got {timeout!r})")
-        deadline = None if timeout is None else anyio.current_time() + timeout
-        last: Job | None = None
-        step = 0
-        while True:
-            remaining = None if deadline is None else deadline - anyio.current_time()
-            if remaining is not None and remaining <= 0:
-                raise _wait_timeout(job_id, timeout, last)
-            job: Job | None = None
-            with anyio.move_on_after(remaining if remaining is not None else float("inf")):
-                try:
-                    job = await self._http.request("GET", path, into=Job, retry=Retry.IDEMPOTENT)
-                except _TRANSIENT as exc:
-                    logger.info("polling %s: %s; will poll again", job_id, exc)
-            if job is not None and (last is None or job.status != last.status):
-                step = max(0, step - 1)
-                last = job
+        snapshots = watch_changes(
+            lambda: self._http.request("GET", path, into=Job, retry=Retry.IDEMPOTENT),
+            state=lambda job: job.status,
+            finished=lambda job: job.status.is_finished,
+            interval=interval,
+            timeout=timeout,
+            timed_out=lambda last: _wait_timeout(job_id, timeout, last),
+            name=job_id,
+        )
+        try:
+            async for job in snapshots:
                 yield job
-                if job.status.is_finished:
-                    return
-            else:
-                step += 1
-            delay = backoff.delay(step)
-            if deadline is not None:
-                delay = min(delay, max(0.0, deadline - anyio.current_time()))
-            await anyio.sleep(delay)
+        finally:
+            await snapshots.aclose()
 
     async def wait_until_done(
         self,
@@ -341,12 +328,6 @@ class Jobs:
                 job=final,
             )
         return final
-
-
-def _poll_backoff(interval: float) -> Backoff:
-    if not isinstance(interval, (int, float)) or not interval > 0:
-        raise errors.ValidationError(f"`interval` must be a number > 0 (got {interval!r})")
-    return Backoff(initial=min(0.5, interval), maximum=interval, multiplier=1.5, jitter=0.2)
 
 
 def _wait_timeout(job_id: str, timeout: float | None, last: Job | None) -> errors.WaitTimeoutError:
