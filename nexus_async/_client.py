@@ -14,6 +14,7 @@ from ._backoff import RetryPolicy
 from ._http import HTTPCore
 from ._jobs import Jobs
 from ._validate import check_id
+from ._waiting import Poller
 from .errors import ClientClosedError, ValidationError
 
 __all__ = ["DEFAULT_BASE_URL", "AsyncClient", "Batch", "Project"]
@@ -90,6 +91,7 @@ class AsyncClient:
         )
         self._state = _State.UNOPENED
         self._task_group: TaskGroup | None = None
+        self._pollers: dict[str, Poller] = {}
 
     @property
     def base_url(self) -> str:
@@ -153,6 +155,13 @@ class AsyncClient:
         self._check_open()
         return self._task_group
 
+    def _poller(self, jobs: Jobs) -> Poller:
+        """The one poller of a project, shared by all its many-job waits."""
+        poller = self._pollers.get(jobs._project_id)
+        if poller is None:
+            poller = self._pollers[jobs._project_id] = Poller(jobs)
+        return poller
+
 
 class Project:
     """One project's resources: `project.batch.jobs`."""
@@ -169,7 +178,7 @@ class Batch:
     """The batch API of one project."""
 
     def __init__(self, client: AsyncClient, project_id: str) -> None:
-        self.jobs = Jobs(client._http, project_id, client._current_task_group)
+        self.jobs = Jobs(client, project_id)
 
     def __repr__(self) -> str:
         return f"<Batch jobs={self.jobs!r}>"

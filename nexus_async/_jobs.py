@@ -7,14 +7,22 @@ import contextlib
 import inspect
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+)
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import attrs
 
 from . import errors
 from ._convert import unstructure
-from ._http import HTTPCore, Retry
+from ._http import Retry
 from ._poll import TRANSIENT, poll_backoff, watch_changes
 from ._validate import check_id, check_str
 from .models import (
@@ -23,6 +31,7 @@ from .models import (
     JobLogEntry,
     JobLogs,
     JobStatusOverview,
+    LogLevel,
     PaginationResponse,
 )
 from .options import MAX_PAGE, JobOptions, LogsFilter, Pagination
@@ -30,31 +39,27 @@ from .options import MAX_PAGE, JobOptions, LogsFilter, Pagination
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
+    from ._client import AsyncClient
+    from ._waiting import AsCompleted, OnProgress
+
 __all__ = ["Jobs"]
 
 logger = logging.getLogger("nexus_async")
 
 OnUpdate = Callable[[Job], "Awaitable[None] | None"]
 
-# The poll loop, its cadence and the errors it rides out live in `_poll`, shared
-# with datasets; the old private names stay importable from here.
-_TRANSIENT = TRANSIENT
-_poll_backoff = poll_backoff
-
 
 class Jobs:
     """The batch jobs of one project. Get it as `client.get_project(...).batch.jobs`."""
 
-    def __init__(
-        self,
-        http: HTTPCore,
-        project_id: str,
-        task_group: Callable[[], TaskGroup | None],
-    ) -> None:
-        self._http = http
+    def __init__(self, client: AsyncClient, project_id: str) -> None:
+        self._client = client
+        self._http = client._http
         self._project_id = project_id
-        self._task_group = task_group
         self._base = f"/projects/{project_id}/batch/jobs"
+
+    def _task_group(self) -> TaskGroup | None:
+        return self._client._current_task_group()
 
     def __repr__(self) -> str:
         return f"<Jobs project_id={self._project_id!r}>"
@@ -321,13 +326,203 @@ class Jobs:
                         await result
         assert final is not None, "watch() ends only after yielding a finished job"
         if raise_exception_if is not None and str(final.status.overview) == str(raise_exception_if):
-            raise errors.JobStateError(
-                f"job {job_id} ended {final.status.overview}: "
-                f"{final.status.message}"
-                + (f" ({final.status.reason})" if final.status.reason else ""),
-                job=final,
-            )
+            raise errors.JobStateError(_ended_message(final), job=final)
         return final
+
+    def as_completed(
+        self,
+        job_ids: Iterable[str],
+        *,
+        interval: float = 5.0,
+        timeout: float | None = None,
+        on_update: OnUpdate | None = None,
+        on_progress: OnProgress | None = None,
+        totals: Mapping[str, int] | None = None,
+    ) -> AsCompleted:
+        """Yield each job's final snapshot as it finishes (Reached or Failed), in completion order.
+
+        All waits of a project share one poller that refreshes the watched jobs
+        through list pages, so a tick costs about as many requests as pages, not
+        jobs. More jobs can be added while iterating with `.add(job_id)`.
+
+        Args:
+            job_ids: The jobs to wait for.
+            interval: Longest wait between two polls, in seconds.
+            timeout: Seconds before `WaitTimeoutError` (its `pending` holds the
+                unfinished jobs); None waits without limit.
+            on_update: Called (sync or async) with every new snapshot of any job.
+            on_progress: Called with a `JobProgress` (counters, rate, ETA) for every
+                new snapshot.
+            totals: Item count per job ID, for the ETA in `on_progress`.
+
+        Example:
+            async with jobs.as_completed(ids) as finished:
+                async for job in finished:
+                    print(job.id, job.status.overview)
+        """
+        from ._waiting import AsCompleted
+
+        task_group = self._task_group()
+        return AsCompleted(
+            self,
+            job_ids,
+            poller=self._client._poller(self) if task_group is not None else None,
+            task_group=task_group,
+            interval=interval,
+            timeout=timeout,
+            on_update=on_update,
+            on_progress=on_progress,
+            totals=dict(totals) if totals is not None else None,
+        )
+
+    async def wait_all(
+        self,
+        job_ids: Iterable[str],
+        *,
+        interval: float = 5.0,
+        timeout: float | None = 36_000.0,
+        raise_exception_if: JobStatusOverview | str | None = JobStatusOverview.FAILED,
+        fail_fast: bool = True,
+        on_update: OnUpdate | None = None,
+        on_progress: OnProgress | None = None,
+        totals: Mapping[str, int] | None = None,
+    ) -> builtins.list[Job]:
+        """Wait until every job is finished; return their final snapshots in the order given.
+
+        Args:
+            job_ids: The jobs to wait for (duplicates are waited for once).
+            interval, timeout, on_update, on_progress, totals: As for `as_completed`.
+            raise_exception_if: An overview that counts as failure ("Failed" by
+                default; None accepts every ending).
+            fail_fast: Raise `JobStateError` at the first job ending in
+                `raise_exception_if` (True), or wait for all and then raise one
+                `JobStateError` whose `jobs` lists every such job and whose
+                `finished` holds all final snapshots (False).
+
+        Raises:
+            JobStateError: see `fail_fast`.
+            WaitTimeoutError: some jobs still running at the deadline (`pending`).
+
+        Example:
+            finals = await jobs.wait_all([a.id, b.id], fail_fast=False)
+        """
+        ids = builtins.list(dict.fromkeys(job_ids))
+        bad_state = None if raise_exception_if is None else str(raise_exception_if)
+        finals: dict[str, Job] = {}
+        failed: builtins.list[Job] = []
+        waiter = self.as_completed(
+            ids,
+            interval=interval,
+            timeout=timeout,
+            on_update=on_update,
+            on_progress=on_progress,
+            totals=totals,
+        )
+        async with waiter:
+            async for job in waiter:
+                finals[job.id] = job
+                if bad_state is not None and str(job.status.overview) == bad_state:
+                    if fail_fast:
+                        raise errors.JobStateError(_ended_message(job), job=job)
+                    failed.append(job)
+        ordered = [finals[job_id] for job_id in ids]
+        if failed:
+            raise errors.JobStateError(
+                f"{len(failed)} of {len(ids)} jobs ended {bad_state}; first: "
+                + _ended_message(failed[0]),
+                job=failed[0],
+                jobs=failed,
+                finished=ordered,
+            )
+        return ordered
+
+    async def follow_logs(
+        self,
+        job_id: str,
+        *,
+        interval: float = 2.0,
+        min_level: LogLevel | str | None = None,
+        after_time: int | None = None,
+    ) -> AsyncGenerator[JobLogEntry, None]:
+        """Yield the job's log entries oldest first as they appear, ending once it is finished.
+
+        Each poll pages through everything newer than the last entry yielded
+        (entries sharing its millisecond are told apart by id), so every entry
+        comes out exactly once; memory holds one poll's worth of new entries.
+        The job's status is read before its logs, so once it is seen finished the
+        final poll includes its last entries.
+
+        Args:
+            job_id: The job.
+            interval: Longest wait between two polls, in seconds.
+            min_level: Lowest severity to include.
+            after_time: Start after this time (epoch ms, exclusive); default: the
+                job's first entry.
+
+        Example:
+            async for entry in jobs.follow_logs(job.id):
+                print(entry.create_time, entry.kind, entry.item)
+        """
+        path = self._path(job_id)
+        backoff = poll_backoff(interval)
+        base = LogsFilter(min_level=min_level, after_time=after_time)
+        newest_time = base.after_time
+        newest_ids: set[str] = set()  # ids yielded at `newest_time`
+        step = 0
+        while True:
+            finished = False
+            fresh: builtins.list[JobLogEntry] = []
+            try:
+                job = await self._http.request("GET", path, into=Job, retry=Retry.IDEMPOTENT)
+                finished = job.is_finished
+                # Re-read the newest millisecond: entries may still arrive in it.
+                query = attrs.evolve(
+                    base, after_time=None if newest_time is None else max(0, newest_time - 1)
+                )
+                batch = await _collect(self._log_pages(job_id, query))
+            except TRANSIENT as exc:
+                logger.info("following logs of %s: %s; will poll again", job_id, exc)
+                finished = False
+            else:
+                batch.reverse()  # oldest first
+                fresh = [
+                    e
+                    for e in batch
+                    if not (e.create_time == newest_time and e.id in newest_ids)
+                    and (newest_time is None or e.create_time >= newest_time)
+                ]
+            for entry in fresh:
+                yield entry
+            if fresh:
+                last_time = fresh[-1].create_time
+                if last_time != newest_time:
+                    newest_time, newest_ids = last_time, set()
+                newest_ids.update(e.id for e in fresh if e.create_time == last_time)
+                step = max(0, step - 1)
+            else:
+                step += 1
+            if finished:
+                return
+            await anyio.sleep(backoff.delay(step))
+
+
+def _ended_message(job: Job) -> str:
+    status = job.status
+    reason = f" ({status.reason})" if status.reason else ""
+    return f"job {job.id} ended {status.overview}: {status.message}{reason}"
+
+
+async def _collect(
+    pages: AsyncGenerator[builtins.list[JobLogEntry], None],
+) -> builtins.list[JobLogEntry]:
+    """Every entry of `pages`, in page order."""
+    entries: list[JobLogEntry] = []
+    try:
+        async for page in pages:
+            entries.extend(page)
+    finally:
+        await pages.aclose()
+    return entries
 
 
 def _wait_timeout(job_id: str, timeout: float | None, last: Job | None) -> errors.WaitTimeoutError:

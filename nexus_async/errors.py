@@ -170,22 +170,38 @@ class LogPagingError(NexusError):
 
 
 class JobStateError(NexusError):
-    """Raised by `wait_until_done` when the job ended in the state named by `raise_exception_if`."""
+    """Raised when a waited-on job ended in the state named by `raise_exception_if`.
 
-    def __init__(self, message: str, *, job: Job) -> None:
+    `job` is that job's final snapshot. From `wait_all(..., fail_fast=False)`,
+    `jobs` holds every job that ended so (`job` is the first of them) and
+    `finished` every final snapshot.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        job: Job,
+        jobs: list[Job] | None = None,
+        finished: list[Job] | None = None,
+    ) -> None:
         super().__init__(message)
         self.job = job
+        self.jobs = jobs if jobs is not None else [job]
+        self.finished = finished if finished is not None else []
 
 
 class WaitTimeoutError(NexusError, TimeoutError):
     """Raised by `wait_until_done` when the job is still running at the deadline.
 
-    `job` is the last snapshot seen (None if no poll succeeded).
+    `job` is the last snapshot seen (None if no poll succeeded); when waiting on
+    many jobs, `pending` holds the last snapshots of those still running.
     """
 
-    def __init__(self, message: str, *, job: Job | None) -> None:
+    def __init__(self, message: str, *, job: Job | None, pending: list[Job] | None = None) -> None:
         super().__init__(message)
         self.job = job
+        self.pending = pending if pending is not None else []
 
 
 _BY_STATUS: dict[int, type[APIStatusError]] = {

@@ -1,0 +1,388 @@
+"""Waiting on many jobs at once: `as_completed`, `wait_all`, and progress estimates.
+
+Polling each job on its own costs one GET per job per tick (500 jobs, 500
+requests) and invites rate limits. Here a *poller* refreshes a whole set of jobs
+per tick through list pages (newest first), and falls back to `get` only for
+jobs those pages did not contain, so a tick costs about as many requests as
+pages needed. Its cadence is the same adaptive backoff as `wait_until_done`:
+quick while jobs move, slowing to `interval` while nothing changes.
+
+Inside `async with AsyncClient()`, all waits of a project share one poller,
+run as a task in the client's task group: two `as_completed` loops over
+overlapping jobs cost one set of requests. Waiters hold their subscription
+weakly from the poller's side, so an abandoned iterator stops being polled.
+Without an owning task group, each waiter drives its own poller inline.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import weakref
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import attrs
+
+from . import errors
+from ._poll import TRANSIENT, check_timeout, poll_backoff
+from .models import Job
+from .options import MAX_PAGE, Pagination
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+
+    from ._jobs import Jobs
+
+__all__ = ["AsCompleted", "JobProgress", "ProgressTracker"]
+
+# Below this many jobs, one GET each is cheaper than a list page.
+_GET_THRESHOLD = 3
+# At most this many fallback GETs of one tick run at once.
+_GET_CONCURRENCY = 16
+
+
+@attrs.frozen
+class JobProgress:
+    """A job's progress as a waiter observed it.
+
+    Attributes:
+        job: The snapshot this progress is computed from.
+        ended: Items that left the pipeline (delivered or failed at any stage).
+        total: Items in the job's dataset, when known.
+        items_per_second: Recent rate at which items ended (None until two snapshots).
+        eta_seconds: Estimated seconds left, from that rate (None when unknown).
+    """
+
+    job: Job
+    ended: int
+    total: int | None
+    items_per_second: float | None
+    eta_seconds: float | None
+
+
+def ended_items(job: Job) -> int:
+    """Items that have left the pipeline: delivered, or failed at some stage."""
+    c = job.status.items
+    return c.delivered + c.failed_gather + c.failed_process + c.failed_predict + c.failed_deliver
+
+
+class ProgressTracker:
+    """Turns successive snapshots of jobs into `JobProgress`, with a smoothed rate.
+
+    The rate is an exponentially weighted average of items ended per second
+    between snapshots, so one slow or bursty tick does not swing the estimate.
+    """
+
+    def __init__(self, totals: dict[str, int] | None = None, smoothing: float = 0.3) -> None:
+        self._totals = dict(totals or {})
+        self._smoothing = smoothing
+        self._last: dict[str, tuple[float, int]] = {}
+        self._rate: dict[str, float] = {}
+
+    def update(self, job: Job) -> JobProgress:
+        now = anyio.current_time()
+        ended = ended_items(job)
+        previous = self._last.get(job.id)
+        self._last[job.id] = (now, ended)
+        rate = self._rate.get(job.id)
+        if previous is not None and now > previous[0]:
+            sample = (ended - previous[1]) / (now - previous[0])
+            rate = sample if rate is None else rate + self._smoothing * (sample - rate)
+            self._rate[job.id] = rate
+        total = self._totals.get(job.id)
+        eta: float | None = None
+        if job.is_finished:
+            eta = 0.0
+        elif total is not None and rate:
+            eta = max(0.0, total - ended) / rate
+        return JobProgress(
+            job=job, ended=ended, total=total, items_per_second=rate, eta_seconds=eta
+        )
+
+
+class _Subscription:
+    """One waiter's view of the poller: the jobs it still waits for and unread news."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.pending: set[str] = set()
+        self.updates: dict[str, Job] = {}
+        self.failures: dict[str, errors.NexusError] = {}
+        self.wake = anyio.Event()
+
+    def deliver(self, snapshots: dict[str, Job], failures: dict[str, errors.NexusError]) -> None:
+        news = False
+        for job_id in self.pending & snapshots.keys():
+            self.updates[job_id] = snapshots[job_id]
+            news = True
+        for job_id in self.pending & failures.keys():
+            self.failures[job_id] = failures[job_id]
+            news = True
+        if news:
+            self.wake.set()
+
+    def take(self) -> tuple[dict[str, Job], dict[str, errors.NexusError]]:
+        updates, self.updates = self.updates, {}
+        failures, self.failures = self.failures, {}
+        if self.wake.is_set():
+            self.wake = anyio.Event()
+        return updates, failures
+
+
+class Poller:
+    """Refreshes the jobs of all its subscriptions, one coalesced tick at a time."""
+
+    def __init__(self, jobs: Jobs) -> None:
+        self._jobs = jobs
+        self._subscriptions: weakref.WeakSet[_Subscription] = weakref.WeakSet()
+        self._known: dict[str, Job] = {}
+        self._running = False
+        self._kick = anyio.Event()
+        self._step = 0
+        self.ticks = 0
+
+    def subscribe(self, subscription: _Subscription, task_group: TaskGroup | None) -> None:
+        self._subscriptions.add(subscription)
+        if task_group is None:
+            return
+        if self._running:
+            self._kick.set()  # poll the newcomer now, not at the end of a long sleep
+        else:
+            self._running = True
+            task_group.start_soon(self._run)
+
+    def unsubscribe(self, subscription: _Subscription) -> None:
+        self._subscriptions.discard(subscription)
+
+    def kick(self) -> None:
+        self._kick.set()
+
+    async def _run(self) -> None:
+        try:
+            while self._subscriptions:
+                changed = await self.tick()
+                with anyio.move_on_after(self.next_delay(changed)):
+                    await self._kick.wait()
+                self._kick = anyio.Event()
+        finally:
+            self._running = False
+
+    def next_delay(self, changed: bool) -> float:
+        """The shared backoff: quicker after a change, slower after a quiet tick."""
+        self._step = max(0, self._step - 1) if changed else self._step + 1
+        interval = min((s.interval for s in self._subscriptions), default=5.0)
+        return poll_backoff(interval).delay(self._step)
+
+    async def tick(self) -> bool:
+        """Refresh every pending job once and deliver the news; True if any status changed."""
+        wanted = set().union(*(s.pending for s in self._subscriptions))
+        if not wanted:
+            return False
+        self.ticks += 1
+        snapshots, failures = await self._refresh(wanted)
+        changed = False
+        for job_id, job in snapshots.items():
+            before = self._known.get(job_id)
+            if before is None or before.status != job.status:
+                changed = True
+        self._known.update(snapshots)
+        for job_id in failures:
+            self._known.pop(job_id, None)
+        for subscription in list(self._subscriptions):
+            subscription.deliver(snapshots, failures)
+        # Forget jobs nobody waits for any more, so memory follows the watch set.
+        for job_id in self._known.keys() - wanted:
+            del self._known[job_id]
+        return changed
+
+    async def _refresh(
+        self, wanted: set[str]
+    ) -> tuple[dict[str, Job], dict[str, errors.NexusError]]:
+        found: dict[str, Job] = {}
+        failures: dict[str, errors.NexusError] = {}
+        if len(wanted) > _GET_THRESHOLD:
+            try:
+                await self._scan_pages(wanted, found)
+            except TRANSIENT:
+                pass  # ride it out; the fallback GETs below retry what they can
+            except errors.NexusError as exc:
+                return found, dict.fromkeys(wanted, exc)
+        missing = sorted(wanted - found.keys())
+        if missing:
+            limiter = anyio.Semaphore(_GET_CONCURRENCY)
+
+            async def get_one(job_id: str) -> None:
+                async with limiter:
+                    try:
+                        found[job_id] = await self._jobs.get(job_id)
+                    except TRANSIENT:
+                        pass
+                    except errors.NexusError as exc:
+                        failures[job_id] = exc
+
+            async with anyio.create_task_group() as tg:
+                for job_id in missing:
+                    tg.start_soon(get_one, job_id)
+        return found, failures
+
+    async def _scan_pages(self, wanted: set[str], found: dict[str, Job]) -> None:
+        """Read list pages, newest first, until every wanted job was seen or cannot be."""
+        limit = min(MAX_PAGE, max(100, 4 * len(wanted)))
+        max_pages = math.ceil(len(wanted) / limit) + 1
+        # Once every wanted job's creation date is known, pages older than the
+        # oldest of them cannot hold any of them.
+        dates = [self._known[j].create_date for j in wanted if j in self._known]
+        oldest = min(dates) if len(dates) == len(wanted) else None
+        cursor: str | None = None
+        for _ in range(max_pages):
+            page = await self._jobs.list(Pagination(limit=limit, page=cursor))
+            for job in page.data:
+                if job.id in wanted:
+                    found[job.id] = job
+            if len(found) == len(wanted) or page.next_page is None or not page.data:
+                return
+            if oldest is not None and page.data[-1].create_date < oldest:
+                return
+            cursor = page.next_page
+
+
+OnJob = Callable[[Job], "Awaitable[None] | None"]
+OnProgress = Callable[[JobProgress], "Awaitable[None] | None"]
+
+
+async def _call(callback: Callable[[Any], Any] | None, value: Any) -> None:
+    if callback is not None:
+        result = callback(value)
+        if inspect.isawaitable(result):
+            await result
+
+
+class AsCompleted:
+    """Async iterator over jobs as they finish; see `Jobs.as_completed`.
+
+    Use it in `async with` (or call `aclose()`) to stop polling as soon as you
+    stop iterating; `add()` puts more jobs in the watch set while it runs.
+    """
+
+    def __init__(
+        self,
+        jobs: Jobs,
+        job_ids: Iterable[str],
+        *,
+        poller: Poller | None,
+        task_group: TaskGroup | None,
+        interval: float,
+        timeout: float | None,
+        on_update: OnJob | None,
+        on_progress: OnProgress | None,
+        totals: dict[str, int] | None,
+    ) -> None:
+        poll_backoff(interval)  # validates
+        check_timeout(timeout)
+        self._jobs = jobs
+        self._task_group = task_group
+        self._shared = poller is not None and task_group is not None
+        self._poller = poller if self._shared and poller is not None else Poller(jobs)
+        self._subscription = _Subscription(interval)
+        self._timeout = timeout
+        self._deadline: float | None = None
+        self._ready: list[Job] = []
+        self._last: dict[str, Job] = {}
+        self._on_update = on_update
+        self._on_progress = on_progress
+        self._progress = ProgressTracker(totals) if on_progress is not None else None
+        self._subscribed = False
+        self._closed = False
+        self._ticked = False
+        self._changed = False
+        for job_id in job_ids:
+            self.add(job_id)
+
+    @property
+    def pending(self) -> frozenset[str]:
+        """IDs of the jobs not yet finished."""
+        return frozenset(self._subscription.pending)
+
+    def add(self, job_id: str) -> None:
+        """Watch one more job (no-op if already watched or already yielded)."""
+        self._jobs._path(job_id)  # validates
+        if self._closed:
+            raise errors.ValidationError("cannot add jobs to a closed as_completed iterator")
+        if job_id in self._last and self._last[job_id].is_finished:
+            return
+        self._subscription.pending.add(job_id)
+        if self._subscribed:
+            self._poller.kick()
+
+    def __aiter__(self) -> AsCompleted:
+        return self
+
+    async def __aenter__(self) -> AsCompleted:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop watching; the poller drops this waiter's jobs."""
+        self._closed = True
+        self._poller.unsubscribe(self._subscription)
+
+    async def __anext__(self) -> Job:
+        if not self._subscribed:
+            self._subscribed = True
+            if self._timeout is not None:
+                self._deadline = anyio.current_time() + self._timeout
+            self._poller.subscribe(self._subscription, self._task_group if self._shared else None)
+        while not self._ready:
+            if self._closed or not self._subscription.pending:
+                await self.aclose()
+                raise StopAsyncIteration
+            remaining = None if self._deadline is None else self._deadline - anyio.current_time()
+            if remaining is not None and remaining <= 0:
+                raise self._timeout_error()
+            with anyio.move_on_after(math.inf if remaining is None else remaining):
+                if self._shared:
+                    await self._subscription.wake.wait()
+                else:
+                    # Driving our own poller: wait out the backoff between ticks.
+                    if self._ticked:
+                        await anyio.sleep(self._poller.next_delay(self._changed))
+                    self._changed = await self._poller.tick()
+                    self._ticked = True
+            await self._absorb()
+        return self._ready.pop(0)
+
+    async def _absorb(self) -> None:
+        updates, failures = self._subscription.take()
+        if failures:
+            job_id, exc = next(iter(failures.items()))
+            self._subscription.pending.discard(job_id)
+            raise exc
+        finished: list[Job] = []
+        for job_id, job in updates.items():
+            previous = self._last.get(job_id)
+            if previous is not None and previous.status == job.status:
+                continue
+            self._last[job_id] = job
+            await _call(self._on_update, job)
+            if self._progress is not None:
+                await _call(self._on_progress, self._progress.update(job))
+            if job.is_finished:
+                self._subscription.pending.discard(job_id)
+                finished.append(job)
+        # Jobs seen finished in the same tick come out in the order they finished.
+        finished.sort(key=lambda job: (job.status.update_date, job.id))
+        self._ready.extend(finished)
+
+    def _timeout_error(self) -> errors.WaitTimeoutError:
+        pending = sorted(self._subscription.pending)
+        return errors.WaitTimeoutError(
+            f"{len(pending)} job(s) not finished after {self._timeout} s: "
+            + ", ".join(pending[:5])
+            + (", ..." if len(pending) > 5 else ""),
+            job=self._last.get(pending[0]) if pending else None,
+            pending=[self._last[j] for j in pending if j in self._last],
+        )
