@@ -155,6 +155,7 @@ class Poller:
 
     def unsubscribe(self, subscription: _Subscription) -> None:
         self._subscriptions.discard(subscription)
+        self._kick.set()  # lets the task end now if it has nobody left to poll for
 
     def kick(self) -> None:
         self._kick.set()
