@@ -55,11 +55,21 @@ _WIRE_NAMES: dict[type, dict[str, str]] = {
         "delivered": "Delivered",
         "failed_deliver": "FailedDeliver",
     },
+    # The reference SDK calls the backoff cap `max_retry_delay`; the wire, `maxBackoffMs`.
+    m.WebhookRetries: {"max_retry_delay": "maxBackoffMs"},
 }
 
 # Request-side classes whose unset optional fields are left out of the JSON
 # rather than sent as null.
-_OMIT_DEFAULTS: frozenset[type] = frozenset({m.DeploymentTemplate, m.DeploymentOptions, m.JobSpec})
+_OMIT_DEFAULTS: frozenset[type] = frozenset(
+    {
+        m.DeploymentTemplate,
+        m.DeploymentOptions,
+        m.JobSpec,
+        # Response-side, but its optional echoes of the declared file may be absent.
+        m.DatasetSource,
+    }
+)
 
 
 def _strict_int(value: Any, _: type) -> int:
@@ -157,7 +167,7 @@ def _build() -> cattrs.Converter:
     conv.register_structure_hook(str, _strict_str)
     conv.register_structure_hook(bool, _strict_bool)
 
-    for open_enum in (m.JobStatusOverview, m.LogLevel):
+    for open_enum in (m.JobStatusOverview, m.LogLevel, m.DatasetStatusOverview):
         # A predicate hook: unions registered by type would lose to the preset's
         # union passthrough, which would keep every value a plain str.
         union = open_enum | str

@@ -29,7 +29,7 @@ import json
 import logging
 import platform
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterable, Callable, Mapping
 from typing import Any, TypeVar
 
 import anyio
@@ -120,14 +120,69 @@ class HTTPCore:
             nexus_async.errors.APIStatusError: a non-2xx answer (the subclass for its status).
             nexus_async.errors.ResponseDecodeError: a 2xx body that does not fit `into`.
         """
-        if self.closed:
-            raise errors.ClientClosedError("this AsyncClient is closed; create a new one")
         url = self.base_url + path
         headers = self._headers
         content: bytes | None = None
         if body is not None:
             content = json.dumps(body, separators=(",", ":")).encode()
             headers = {**headers, "Content-Type": "application/json"}
+        response, attempt = await self._send(
+            method, url, url, headers=headers, params=params, content=lambda: content, retry=retry
+        )
+        return _decode(response, into, method, url, attempt)
+
+    async def upload(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        content: Callable[[], AsyncIterable[bytes]],
+    ) -> None:
+        """Send a raw body to a pre-signed upload URL (a dataset's `uploadUrl`).
+
+        The URL may point at another host (a storage bucket), so the API's `Secret-Key`
+        is not sent, a 429 there does not pause the client's API requests, and the
+        URL's query (its signature) is left out of logs and errors. `content` is called
+        once per attempt for a fresh body stream; `headers` should carry its
+        Content-Length. A PUT (the same bytes to the same URL) is retried like an
+        idempotent request; any other method only when it provably was not sent.
+
+        Raises:
+            nexus_async.errors.TransportError: no response after the allowed attempts.
+            nexus_async.errors.APIStatusError: a non-2xx answer (the subclass for its status).
+        """
+        retry = Retry.IDEMPOTENT if method.upper() == "PUT" else Retry.UNSENT
+        await self._send(
+            method,
+            url,
+            url.split("?", 1)[0],
+            headers={"User-Agent": USER_AGENT, **headers},
+            params=None,
+            content=content,
+            retry=retry,
+            api=False,
+        )
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        shown_url: str,
+        *,
+        headers: Mapping[str, str],
+        params: Mapping[str, str] | None,
+        content: Callable[[], bytes | AsyncIterable[bytes] | None],
+        retry: Retry,
+        api: bool = True,
+    ) -> tuple[httpx.Response, int]:
+        """The retry loop: the first 2xx response and the attempt it came on, or raise.
+
+        `shown_url` is what logs and errors show; `api` is False for requests to
+        hosts other than the API's, whose 429s must not pause the whole client.
+        """
+        if self.closed:
+            raise errors.ClientClosedError("this AsyncClient is closed; create a new one")
         policy = self.retry
         started = anyio.current_time()
         attempt = 0
@@ -145,35 +200,36 @@ class HTTPCore:
                         method,
                         url,
                         params=params,
-                        content=content,
+                        content=content(),
                         headers=headers,
                         timeout=self._timeout,
                     )
             except httpx.HTTPError as exc:
-                error: errors.NexusError = _transport_error(exc, method, url, attempt)
+                error: errors.NexusError = _transport_error(exc, method, shown_url, attempt)
                 retryable = retry is Retry.IDEMPOTENT or isinstance(exc, _UNSENT_ERRORS)
-                logger.debug("%s %s failed: %s", method, url, type(exc).__name__)
+                logger.debug("%s %s failed: %s", method, shown_url, type(exc).__name__)
             else:
                 logger.debug(
                     "%s %s -> %d in %.1f ms",
                     method,
-                    url,
+                    shown_url,
                     response.status_code,
                     (time.perf_counter() - t0) * 1000,
                 )
                 if response.is_success:
-                    return _decode(response, into, method, url, attempt)
-                error = _status_error(response, method, url, attempt)
+                    return response, attempt
+                error = _status_error(response, method, shown_url, attempt)
                 retryable = retry is Retry.IDEMPOTENT and response.status_code in _RETRY_STATUSES
                 if response.status_code == 429:
                     retry_after = _retry_after(response)
                     pause = (
                         policy.backoff.delay(attempt - 1) if retry_after is None else retry_after
                     )
-                    self._paused_until = max(
-                        self._paused_until,
-                        anyio.current_time() + min(pause, policy.max_retry_after),
-                    )
+                    if api:
+                        self._paused_until = max(
+                            self._paused_until,
+                            anyio.current_time() + min(pause, policy.max_retry_after),
+                        )
             if not retryable or attempt >= policy.attempts:
                 raise error
             delay = policy.backoff.delay(attempt - 1) if retry_after is None else retry_after
@@ -184,7 +240,7 @@ class HTTPCore:
             logger.info(
                 "retrying %s %s in %.2f s (attempt %d of %d): %s",
                 method,
-                url,
+                shown_url,
                 delay,
                 attempt + 1,
                 policy.attempts,

@@ -4,6 +4,7 @@ The hierarchy::
 
     NexusError
     ├── ValidationError (also ValueError)     bad input, caught before any request is sent
+    │   └── DatasetFileError                   a dataset file or item that is not valid NDJSON
     ├── ClientClosedError (also RuntimeError) the client was used after `aclose()`
     ├── TransportError                        no usable HTTP response
     │   ├── NexusConnectionError               could not connect, or the connection broke
@@ -20,7 +21,11 @@ The hierarchy::
     ├── ResponseDecodeError                   a 2xx body that is not the expected JSON
     ├── LogPagingError                        over a page of log entries share one millisecond
     ├── JobStateError                         a waited-on job ended in the state to raise on
-    └── WaitTimeoutError (also TimeoutError)  a wait ran out of time
+    ├── WaitTimeoutError (also TimeoutError)  a wait ran out of time
+    │   └── DatasetWaitTimeoutError            ... waiting on a dataset
+    ├── DatasetFailedError                    a waited-on dataset's upload or processing failed
+    ├── WebhookSignatureError (also ValueError)  a delivery's signature or timestamp is wrong
+    └── DeliveryDecodeError (also ValueError)    a genuine delivery's body is not a `Delivery`
 
 Errors that concern one HTTP exchange carry `method`, `url` (never the secret key,
 which travels only in a header), `status` (or None), the server's `message` and
@@ -34,13 +39,17 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import httpx
 
-    from .models import Job
+    from .models import Dataset, Job
 
 __all__ = [
     "APIStatusError",
     "BadRequestError",
     "ClientClosedError",
     "ConflictError",
+    "DatasetFailedError",
+    "DatasetFileError",
+    "DatasetWaitTimeoutError",
+    "DeliveryDecodeError",
     "ForbiddenError",
     "JobStateError",
     "LogPagingError",
@@ -56,6 +65,7 @@ __all__ = [
     "UnauthorizedError",
     "ValidationError",
     "WaitTimeoutError",
+    "WebhookSignatureError",
 ]
 
 
@@ -202,6 +212,61 @@ class WaitTimeoutError(NexusError, TimeoutError):
         super().__init__(message)
         self.job = job
         self.pending = pending if pending is not None else []
+
+
+# ------------------------------------------------------ datasets, webhooks, deliveries
+
+
+class DatasetFileError(ValidationError):
+    """Raised when a dataset file or item is not valid NDJSON for a dataset; nothing was sent.
+
+    `path` is the file (None for `create_from_items`), `line` the 1-based line
+    (or, for `create_from_items`, the 0-based item index in `item`), None when
+    the problem is the file as a whole.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        line: int | None = None,
+        item: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.path = path
+        self.line = line
+        self.item = item
+
+
+class DatasetWaitTimeoutError(WaitTimeoutError):
+    """Raised by `datasets.wait_until_done` when the dataset is not ready at the deadline.
+
+    `dataset` is the last snapshot seen (None if no poll succeeded); `job` is None.
+    """
+
+    def __init__(self, message: str, *, dataset: Dataset | None) -> None:
+        super().__init__(message, job=None)
+        self.dataset = dataset
+
+
+class DatasetFailedError(NexusError):
+    """Raised by `datasets.wait_until_done` when the dataset ended FailedUpload or FailedProcessing.
+
+    `dataset` is its final snapshot; `dataset.status.message` says why.
+    """
+
+    def __init__(self, message: str, *, dataset: Dataset) -> None:
+        super().__init__(message)
+        self.dataset = dataset
+
+
+class WebhookSignatureError(NexusError, ValueError):
+    """Raised when a delivery's signature headers are missing, stale, or match no secret."""
+
+
+class DeliveryDecodeError(NexusError, ValueError):
+    """Raised when a delivery verified but its body is not the expected JSON."""
 
 
 _BY_STATUS: dict[int, type[APIStatusError]] = {

@@ -14,7 +14,17 @@ from typing import Any, Generic, TypeVar, Union
 import attrs
 
 __all__ = [
+    "CreatedWebhook",
+    "Dataset",
+    "DatasetSource",
+    "DatasetSourceSpec",
+    "DatasetSpec",
+    "DatasetStatus",
+    "DatasetStatusOverview",
+    "DatasetUploadUrl",
     "DeleteResponse",
+    "Delivery",
+    "DeliveryItem",
     "Deployment",
     "DeploymentOptions",
     "DeploymentTemplate",
@@ -30,10 +40,17 @@ __all__ = [
     "LogLevel",
     "NewEphemeralDeployment",
     "PaginationResponse",
+    "Prediction",
+    "PredictionTag",
     "ResultDelivery",
     "UnknownDeployment",
     "UnknownDestination",
+    "Webhook",
     "WebhookDestination",
+    "WebhookRetries",
+    "WebhookSecret",
+    "WebhookSpec",
+    "WebhookTestResponse",
 ]
 
 T = TypeVar("T")
@@ -266,3 +283,223 @@ class JobLogs(_DictAccess):
     object: str
     project_id: str
     entries: list[JobLogEntry]
+
+
+# --------------------------------------------------------------------------------------
+# Datasets, webhooks and result deliveries.
+
+
+class DatasetStatusOverview(str, enum.Enum):
+    """A dataset's state. `Uploaded`/`Processed` mean ready; the `Failed*` ones are final.
+
+    The API may add values; an unknown one is kept as a plain `str`.
+    """
+
+    WAITING = "Waiting"
+    UPLOADING = "Uploading"
+    UPLOADED = "Uploaded"
+    PROCESSING = "Processing"
+    PROCESSED = "Processed"
+    FAILED_UPLOAD = "FailedUpload"
+    FAILED_PROCESSING = "FailedProcessing"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+DATASET_READY = frozenset(
+    {DatasetStatusOverview.UPLOADED.value, DatasetStatusOverview.PROCESSED.value}
+)
+DATASET_FAILED = frozenset(
+    {DatasetStatusOverview.FAILED_UPLOAD.value, DatasetStatusOverview.FAILED_PROCESSING.value}
+)
+
+
+@attrs.frozen
+class DatasetUploadUrl(_DictAccess):
+    """Where and how to upload a dataset's file: send `method` to `url` with `headers`.
+
+    `url` is a pre-signed credential for this one upload, so it is left out of reprs.
+    """
+
+    method: str
+    url: str = attrs.field(repr=False)
+    headers: dict[str, str]
+    expires_at_time: int
+
+
+@attrs.frozen
+class DatasetSource(_DictAccess):
+    """Where a dataset's items come from; `size_bytes`/`crc32c` echo the declared file."""
+
+    kind: str
+    upload_url: DatasetUploadUrl
+    size_bytes: int | None = None
+    crc32c: str | None = None
+
+
+@attrs.frozen
+class DatasetStatus(_DictAccess):
+    """Where a dataset stands; see `DatasetStatusOverview`."""
+
+    overview: DatasetStatusOverview | str
+    message: str
+    update_time: int
+    item_count: int
+    source: DatasetSource
+
+    @property
+    def is_ready(self) -> bool:
+        """True once the file is uploaded (`Uploaded` or `Processed`): jobs may use it."""
+        return str(self.overview) in DATASET_READY
+
+    @property
+    def is_failed(self) -> bool:
+        """True if the upload or its processing failed (`FailedUpload`, `FailedProcessing`)."""
+        return str(self.overview) in DATASET_FAILED
+
+    @property
+    def is_finished(self) -> bool:
+        """True once nothing changes any more without the caller: ready or failed."""
+        return self.is_ready or self.is_failed
+
+
+@attrs.frozen
+class Dataset(_DictAccess):
+    """A dataset: the items (image URLs) a job predicts on."""
+
+    id: str
+    object: str
+    name: str
+    project_id: str
+    expiry_time: int
+    create_date: int
+    update_date: int
+    status: DatasetStatus
+
+
+@attrs.frozen(kw_only=True)
+class DatasetSourceSpec(_DictAccess):
+    """The file a new dataset declares: its size in bytes and base64 CRC32C."""
+
+    size_bytes: int
+    crc32c: str
+    kind: str = "UploadedNewlineDelimitedJsonFile"
+
+
+@attrs.frozen
+class DatasetSpec(_DictAccess):
+    """The `spec` of a dataset create request."""
+
+    source: DatasetSourceSpec
+
+
+@attrs.frozen
+class WebhookRetries(_DictAccess):
+    """How the API retries a failed delivery (wire: `maxRetries`, `maxBackoffMs`).
+
+    `max_retry_delay` is the cap on the backoff between attempts, in milliseconds.
+    """
+
+    max_retries: int = 3
+    max_retry_delay: int = 15_000
+
+
+@attrs.frozen
+class WebhookSecret(_DictAccess):
+    """A webhook signing secret: base64 of at least 24 random bytes (32 recommended)."""
+
+    contents: str = attrs.field(repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class WebhookSpec(_DictAccess):
+    """What `webhooks.create` sets up; a fresh secret is generated when `secret` is None."""
+
+    endpoint: str
+    retries: WebhookRetries = attrs.field(factory=WebhookRetries)
+    secret: WebhookSecret | None = None
+
+
+@attrs.frozen
+class Webhook(_DictAccess):
+    """A webhook results are delivered to. The API never returns its secret."""
+
+    id: str
+    object: str
+    project_id: str
+    name: str
+    endpoint: str
+    retries: WebhookRetries
+    create_date: int
+    update_date: int
+
+
+@attrs.frozen
+class CreatedWebhook(Webhook):
+    """The webhook `webhooks.create` made, with the `secret` its deliveries are signed with.
+
+    This is the only time the secret is available: the API never returns it. Store
+    it where your receiver can read it (`verify_delivery`, `receiver_app`).
+    """
+
+    secret: str = attrs.field(repr=False)
+
+
+@attrs.frozen
+class WebhookTestResponse(_DictAccess):
+    """The outcome of `webhooks.test`: how the endpoint answered a sample delivery."""
+
+    status: str
+    response_code: int
+    latency_ms: float
+    attempt_count: int
+    body: str | None = None
+    reason: str | None = None
+
+
+@attrs.frozen
+class DeliveryItem(_DictAccess):
+    """The dataset item a delivery is about."""
+
+    kind: str
+    url: str
+
+
+@attrs.frozen
+class PredictionTag(_DictAccess):
+    """The class a prediction names."""
+
+    id: int
+    name: str
+
+
+@attrs.frozen
+class Prediction(_DictAccess):
+    """One predicted object.
+
+    `bound` is four `[x, y]` corners normalised to 0..1 (top-left, bottom-left,
+    bottom-right, top-right) when `bound_type` is `"rectangle"`.
+    """
+
+    annotation_id: int
+    tag: PredictionTag
+    confidence: float
+    bound_type: str
+    bound: list[list[float]]
+
+
+@attrs.frozen
+class Delivery(_DictAccess):
+    """One result a job delivers to a webhook: an item and its predictions.
+
+    `delivery_id` is the same across the API's retries of one delivery, so receivers
+    can drop duplicates by it.
+    """
+
+    job_id: str
+    project_id: str
+    item: DeliveryItem
+    delivery_id: str
+    create_time: int
+    predictions: list[Prediction]
