@@ -1,0 +1,107 @@
+"""The local Nexus batch server: the batch API of ``spec/batch-api.md``, offline.
+
+It really runs the pipeline (fetch items, decode images, predict, deliver signed results
+to webhooks, write logs) so that the SDK's tests, the demo and users' own tests of their
+orchestration code and webhook receivers work without the hosted service. It speaks
+plain JSON dicts written from the spec and does not import the SDK's models: two
+independent readings of the contract check each other.
+
+Public names: :class:`LocalNexus` (serve on a loopback port), :func:`create_app` (the bare
+ASGI app), :class:`Predictor` / :class:`Prediction` / :class:`Tag` /
+:class:`ForegroundPredictor` (the model), :class:`Fault` and :class:`RequestRecord`
+(testing controls), :class:`NexusCore` (what ``create_app`` keeps on ``app.state.nexus``).
+
+Decisions where the spec is silent
+----------------------------------
+
+Upload URL
+    ``PUT {base_url}/_nexus/uploads/{token}``; ``token`` is random and needs no
+    ``Secret-Key`` (like a signed GCS URL), valid for one hour. The required headers are
+    ``Content-Type: application/x-ndjson`` and ``x-goog-hash: crc32c=<declared crc32c>``;
+    a missing or different one is 400. The body must have exactly ``sizeBytes`` bytes and
+    the declared CRC32C (else 400 and ``FailedUpload``). Then each line is read as
+    ``{"kind": "Image", "url": ...}`` with an http(s) or data: URL (blank lines skipped);
+    a bad line makes the dataset ``FailedProcessing`` with ``line N: ...`` in its message,
+    and the PUT still answers 200 (the upload itself worked). Re-sending the same file
+    after success is a harmless 200, so a client may retry a PUT whose answer it lost;
+    retrying after ``FailedUpload`` uploads again; a PUT while one is in progress is 409.
+    The base URL in ``uploadUrl`` is the one the request came in on (its Host header).
+
+Responses and validation
+    Successful calls answer 200. Bodies must be JSON objects of at most ``max_body_bytes``
+    (1 MiB; 413 above). A wrong or missing field is 400 naming its path
+    (``spec.retries.maxRetries``); an unknown referenced resource is 404 naming it; a
+    dataset that is not ``Uploaded`` is 409. Auth is checked before anything else.
+    ``limit`` outside 1..1000 is 400; ``maxEntries`` above 1000 is capped, below 1 is 400.
+    Webhook secrets must be base64 of 24..64 bytes (Standard Webhooks' range; a
+    ``whsec_`` prefix is accepted). Webhook ``maxRetries`` is 0..20, ``maxBackoffMs``
+    0..3,600,000. An ephemeral deployment's ``artifactId`` must start with ``artifact_``;
+    no artifact store exists, so any such id is accepted and runs the same predictor.
+
+Cursors
+    ``nextPage``/``prevPage`` are ``base64url(json([collection, "next"|"prev",
+    createDate, id]))``: "items strictly older/newer than this key". They name a
+    boundary, not an offset, so they stay valid while items are created or deleted.
+    A cursor of another collection, or garbage, is 400.
+
+Jobs
+    ``job_concurrency`` jobs move items at once, each with up to ``item_concurrency``
+    items in flight. A job waits (``Waiting``/``Waiting``) until ``startAtTime`` and its
+    slot, then runs (``Waiting``/``Running``). The cancel PATCH cancels when
+    ``stopAtTime <= now`` (``cancelledAt`` is the server's time of the cancel); a later
+    ``stopAtTime`` just moves the stop time. Cancelling or deleting a terminal job changes
+    nothing. When the stop time passes first: ``Failed``, message ``Stop time reached``.
+    Log entries: ``JobStarted`` (status ``Running``), one per stage outcome,
+    ``JobCancelled`` (Warning) and ``JobFinished`` (Info, ``Reached``; or Error,
+    ``Failed`` at the stop time). Entry ids are a 24-hex-digit global sequence, so
+    (createTime, id) order is write order within a millisecond.
+
+Delivery
+    Body ``{"jobId", "projectId", "item", "deliveryId": "delivery_<uuid>", "createTime",
+    "predictions"}``; attempt k+1 waits ``min(maxBackoffMs, 250 ms * 2**(k-1))`` (no
+    jitter, so timing is predictable). Any non-2xx, connection error or timeout is
+    retried. Each attempt is signed afresh (new ``webhook-timestamp``) with the secret as
+    it is then. With several destinations an item is ``Delivered`` only if every one
+    accepted it. The ``:test`` call sends the same shape with ``"jobId": ""``,
+    ``"predictions": []`` and ``"test": true``, follows the webhook's retry policy, and
+    answers ``{"status": "Succeeded"|"Failed", "responseCode" (0 without a response),
+    "latencyMs", "attemptCount", "body" (first 2 KiB), "reason" ("" on success)}``.
+
+ASGI-transport mode
+    ``create_app()`` returns a Starlette app whose lifespan runs the job runner; an ASGI
+    server runs it, ``httpx.ASGITransport`` does not. Enter
+    ``async with app.router.lifespan_context(app):`` around such a client; without it,
+    job creation and webhook tests answer 503 ``runner_not_running`` (everything else
+    works). ``LocalNexus.app`` is the app of a running server and needs nothing more.
+
+Fault injection and admin API
+    :meth:`NexusCore.inject_fault` (and ``POST /_nexus/faults`` with the same fields in
+    camelCase) makes the next matching requests answer a status (with optional
+    ``Retry-After``), wait first, drop the TCP connection without a response, or do any
+    of these after the real handler ran (``after_handling``). Faults apply to API,
+    upload and static paths, first-added first. The request log records API and upload
+    requests (not static files or admin calls). Admin routes under ``/_nexus/`` (faults,
+    requests, projects, ``seed/logs``, ``seed/datasets``, ``seed/webhooks``,
+    ``log-ties``) need the first project's ``Secret-Key``; ``/_nexus/health`` is open.
+"""
+
+from __future__ import annotations
+
+from ._core import NexusCore
+from ._local import LocalNexus
+from .app import create_app
+from .faults import Fault, RequestRecord
+from .predictor import ForegroundPredictor, Prediction, PredictionError, Predictor, Tag
+
+__all__ = [
+    "Fault",
+    "ForegroundPredictor",
+    "LocalNexus",
+    "NexusCore",
+    "Prediction",
+    "PredictionError",
+    "Predictor",
+    "RequestRecord",
+    "Tag",
+    "create_app",
+]

@@ -1,0 +1,305 @@
+"""NexusCore: state + runner + admin controls, independent of how the app is served."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import re
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+
+from .._crc32c import crc32c_b64
+from ..signing import generate_secret
+from ._clock import new_id, now_ms
+from ._logstore import LEVELS
+from .faults import Fault, FaultBook, RequestLog, RequestRecord
+from .predictor import ForegroundPredictor, Predictor
+from .runner import Runner, RunnerSettings
+from .state import Dataset, Project, Store, Webhook, check_item_url
+
+__all__ = ["NexusCore", "check_secret"]
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_MAX_UPLOAD_BYTES = 256 * 1024 * 1024
+
+
+def check_secret(secret: str) -> str | None:
+    """Why ``secret`` cannot be a webhook secret (base64 of 24..64 bytes), or None."""
+    try:
+        raw = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except (binascii.Error, ValueError):
+        return "must be base64"
+    if not 24 <= len(raw) <= 64:
+        return f"must decode to 24..64 bytes (got {len(raw)}); use 32 random bytes"
+    return None
+
+
+class NexusCore:
+    """Everything a local Nexus is, except its socket.
+
+    ``LocalNexus`` serves one over HTTP; ``create_app()`` wraps one in an ASGI app whose
+    lifespan runs it. The admin methods below are the Python side of the
+    ``/_nexus/...`` HTTP controls.
+    """
+
+    def __init__(
+        self,
+        *,
+        secret_key: str | None = None,
+        project_id: str | None = None,
+        predictor: Predictor | None = None,
+        static_dir: str | os.PathLike[str] | None = None,
+        latency: float = 0.0,
+        job_concurrency: int = 8,
+        item_concurrency: int = 16,
+        delivery_timeout: float = 10.0,
+        gather_timeout: float = 10.0,
+        max_item_bytes: int = 20 * 1024 * 1024,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    ) -> None:
+        if not latency >= 0:
+            raise ValueError(f"latency must be >= 0 seconds (got {latency})")
+        if max_body_bytes < 1 or max_upload_bytes < 1:
+            raise ValueError("max_body_bytes and max_upload_bytes must be >= 1")
+        self.static_dir = Path(static_dir) if static_dir is not None else None
+        if self.static_dir is not None and not self.static_dir.is_dir():
+            raise ValueError(f"static_dir {str(self.static_dir)!r} is not a directory")
+        self.store = Store()
+        self._primary = self.store.add_project(project_id, secret_key)
+        self.latency = latency
+        self.max_body_bytes = max_body_bytes
+        self.max_upload_bytes = max_upload_bytes
+        self.faults = FaultBook()
+        self.request_log = RequestLog()
+        self.runner = Runner(
+            RunnerSettings(
+                job_concurrency=job_concurrency,
+                item_concurrency=item_concurrency,
+                delivery_timeout=delivery_timeout,
+                gather_timeout=gather_timeout,
+                max_item_bytes=max_item_bytes,
+            ),
+            predictor if predictor is not None else ForegroundPredictor(),
+        )
+
+    def __repr__(self) -> str:  # never show the key
+        return f"<{type(self).__name__} project_id={self.project_id!r}>"
+
+    # ------------------------------------------------------------------------ identity
+
+    @property
+    def project_id(self) -> str:
+        """The project the server starts with."""
+        return self._primary.id
+
+    @property
+    def secret_key(self) -> str:
+        """The key of :attr:`project_id`."""
+        return self._primary.secret_key
+
+    @property
+    def deployment_id(self) -> str:
+        """The existing deployment of :attr:`project_id` (``deploy_...``)."""
+        return self._primary.deployment_id
+
+    def _project(self, project_id: str | None) -> Project:
+        if project_id is None:
+            return self._primary
+        try:
+            return self.store.projects[project_id]
+        except KeyError:
+            raise ValueError(f"unknown project {project_id!r}") from None
+
+    def deployment_of(self, project_id: str) -> str:
+        """The existing deployment a project starts with."""
+        return self._project(project_id).deployment_id
+
+    def add_project(
+        self, project_id: str | None = None, secret_key: str | None = None
+    ) -> tuple[str, str]:
+        """Add an isolated project; return ``(project_id, secret_key)``.
+
+        Raises:
+            ValueError: the id is malformed or taken, or the key is empty.
+        """
+        project = self.store.add_project(project_id, secret_key)
+        return project.id, project.secret_key
+
+    # ------------------------------------------------------------------------ running
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Run the job runner for the duration of the block."""
+        async with anyio.create_task_group() as tg:
+            await tg.start(self.runner.run)
+            try:
+                yield
+            finally:
+                tg.cancel_scope.cancel()
+
+    # ------------------------------------------------------------------------ faults
+
+    def inject_fault(
+        self,
+        method: str | None = "GET",
+        path: str = ".*",
+        status: int | None = 503,
+        times: int | None = 1,
+        retry_after: float | None = None,
+        latency: float | None = None,
+        drop: bool = False,
+        after_handling: bool = False,
+    ) -> Fault:
+        """Make the next ``times`` matching requests misbehave.
+
+        Args:
+            method: HTTP method to match; None or ``"*"`` matches any.
+            path: regular expression searched in the request path (not the query).
+            status: answer with this status and ``{"message": "injected fault", "code"}``;
+                None to answer normally (a pure slow-down with ``latency``).
+            times: how many requests to affect; None until :meth:`clear_faults`.
+            retry_after: add a ``Retry-After`` header (seconds; fractions are written as
+                decimals, a testing convenience).
+            latency: sleep this long (seconds) before answering.
+            drop: close the TCP connection without any response.
+            after_handling: run the real handler first (the request takes effect) and then
+                answer with the fault; used to show that a client does not retry a POST
+                that reached the server.
+
+        Returns:
+            The registered fault. Faults match in the order they were added.
+
+        Raises:
+            ValueError: a malformed pattern or status, or a fault that does nothing.
+        """
+        try:
+            pattern = re.compile(path)
+        except re.error as exc:
+            raise ValueError(f"path is not a valid regular expression: {exc}") from exc
+        fault = Fault(
+            method=method,
+            path=pattern,
+            status=None if drop else status,
+            times=times,
+            retry_after=retry_after,
+            latency=latency,
+            drop=drop,
+            after_handling=after_handling,
+        )
+        return self.faults.add(fault)
+
+    def clear_faults(self) -> None:
+        """Forget every pending fault."""
+        self.faults.clear()
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """Every API request so far, in arrival order (a copy)."""
+        return self.request_log.snapshot()
+
+    def clear_requests(self) -> None:
+        """Empty the request log."""
+        self.request_log.clear()
+
+    # ------------------------------------------------------------------------ seeding
+
+    def seed_dataset(
+        self, urls: Sequence[str], name: str = "seeded", *, project_id: str | None = None
+    ) -> str:
+        """Add an already ``Uploaded`` dataset of these item URLs; return its id."""
+        project = self._project(project_id)
+        for index, url in enumerate(urls):
+            problem = check_item_url(url)
+            if problem is not None:
+                raise ValueError(f"urls[{index}]: {problem}")
+        content = "".join(
+            json.dumps({"kind": "Image", "url": url}, separators=(",", ":")) + "\n" for url in urls
+        ).encode()
+        dataset = Dataset(
+            id=new_id("dataset"),
+            project_id=project.id,
+            name=name,
+            size_bytes=len(content),
+            crc32c=crc32c_b64(content),
+            create_date=now_ms(),
+            items=list(urls),
+        )
+        dataset.set_status("Uploaded", "Uploaded")
+        self.store.add_dataset(project, dataset)
+        return dataset.id
+
+    def seed_webhook(
+        self,
+        endpoint: str,
+        secret: str | None = None,
+        *,
+        name: str = "seeded",
+        max_retries: int = 3,
+        max_backoff_ms: int = 15000,
+        project_id: str | None = None,
+    ) -> str:
+        """Add a webhook (a fresh secret when none is given); return its id."""
+        project = self._project(project_id)
+        if not endpoint.startswith(("http://", "https://")):
+            raise ValueError(f"endpoint must be an http(s) URL (got {endpoint!r})")
+        if secret is not None and (problem := check_secret(secret)) is not None:
+            raise ValueError(f"secret {problem}")
+        if max_retries < 0 or max_backoff_ms < 0:
+            raise ValueError("max_retries and max_backoff_ms must be >= 0")
+        webhook = Webhook(
+            id=new_id("webhook"),
+            project_id=project.id,
+            name=name,
+            endpoint=endpoint,
+            secret=secret if secret is not None else generate_secret(),
+            max_retries=max_retries,
+            max_backoff_ms=max_backoff_ms,
+            create_date=now_ms(),
+        )
+        project.webhooks.add(webhook)
+        return webhook.id
+
+    def seed_logs(
+        self,
+        job_id: str,
+        count: int,
+        *,
+        per_ms: int = 1,
+        start_time: int | None = None,
+        level: str = "Info",
+    ) -> None:
+        """Add ``count`` synthetic entries to a job's log, ``per_ms`` per millisecond.
+
+        Entries are ``ItemPredicted`` / status ``Predicted``; their times start at
+        ``start_time`` (default: so that the last one is now) and advance one millisecond
+        every ``per_ms`` entries. A million entries take well under a second.
+        """
+        job = self.store.jobs_by_id.get(job_id)
+        if job is None:
+            raise ValueError(f"unknown job {job_id!r}")
+        if count < 0 or per_ms < 1:
+            raise ValueError("count must be >= 0 and per_ms >= 1")
+        if level not in LEVELS:
+            raise ValueError(f"level must be one of {', '.join(LEVELS)} (got {level!r})")
+        if start_time is None:
+            start_time = now_ms() - (max(count, 1) - 1) // per_ms
+        row = ("ItemPredicted", "", "Predicted", 1.0, "")
+        job.logs.seed(count, per_ms=per_ms, start_time=start_time, level=level, row=row)
+
+    def log_ties(self, per_ms: int | None) -> None:
+        """From now on, runner-written log entries share createTime in groups of ``per_ms``.
+
+        ``None`` (the default state) stamps entries with the real clock (ties happen only
+        when entries are written within one millisecond); ``1`` gives every entry its own
+        millisecond. Forced ties move stamps ahead of the real clock when entries come
+        faster than ``per_ms`` per millisecond.
+        """
+        if per_ms is not None and per_ms < 1:
+            raise ValueError(f"per_ms must be >= 1 or None (got {per_ms})")
+        self.store.log_clock.per_ms = per_ms

@@ -1,0 +1,117 @@
+"""Serve an ASGI app with hypercorn on the running anyio backend.
+
+Hypercorn (not uvicorn) because it runs on trio as well as asyncio; the backend is picked
+with ``sniffio``. We bind the listening socket ourselves and hand hypercorn a duplicate of
+its descriptor (``fd://N``): the port is known before serving starts (``port=0`` picks a
+free one with no race), and connections that arrive early wait in the kernel's backlog.
+
+Shutdown is always graceful: the serve task is shielded from outside cancellation and
+stopped through hypercorn's ``shutdown_trigger``, with a hard deadline as a backstop, so
+that cancelling the owner (a test's ``fail_after``, Ctrl-C) still closes every connection
+instead of orphaning hypercorn's asyncio tasks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import anyio.abc
+import httpx
+import sniffio
+from hypercorn.config import Config
+from starlette.types import ASGIApp
+
+__all__ = ["bind_socket", "serve_asgi"]
+
+GRACEFUL_TIMEOUT = 1.0
+_READY_TIMEOUT = 10.0
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (``port=0``: any free port)."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(1024)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+class _Server:
+    def __init__(self, app: ASGIApp, sock: socket.socket) -> None:
+        self.config = Config()
+        self.config.bind = [f"fd://{os.dup(sock.fileno())}"]
+        self.config.graceful_timeout = GRACEFUL_TIMEOUT
+        self.config.accesslog = None
+        self.config.errorlog = logging.getLogger("nexus_async.server.http")
+        self.app = app
+        self.stopping = anyio.Event()
+        self.scope: anyio.CancelScope | None = None
+
+    async def run(self) -> None:
+        with anyio.CancelScope(shield=True) as scope:
+            self.scope = scope
+            if sniffio.current_async_library() == "trio":
+                from hypercorn.trio import serve as trio_serve
+
+                await trio_serve(self.app, self.config, shutdown_trigger=self.stopping.wait)  # type: ignore[arg-type]
+            else:
+                from hypercorn.asyncio import serve as asyncio_serve
+
+                await asyncio_serve(self.app, self.config, shutdown_trigger=self.stopping.wait)  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.scope is not None:
+            self.scope.deadline = anyio.current_time() + GRACEFUL_TIMEOUT + 5.0
+
+
+async def _wait_ready(base_url: str) -> None:
+    """Return once the server answers anything over HTTP."""
+    async with httpx.AsyncClient(trust_env=False) as client:
+        with anyio.fail_after(_READY_TIMEOUT):
+            while True:
+                try:
+                    await client.get(base_url + "/_nexus/health")
+                    return
+                except httpx.TransportError:
+                    await anyio.sleep(0.01)
+
+
+@asynccontextmanager
+async def serve_asgi(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+    """Serve ``app`` for the duration of the block; yield its base URL.
+
+    Example::
+
+        async with serve_asgi(receiver_app) as url:
+            ...  # POST to url
+    """
+    sock = bind_socket(host, port)
+    try:
+        base_url = f"http://{_url_host(host)}:{sock.getsockname()[1]}"
+        server = _Server(app, sock)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(server.run, name=f"hypercorn {base_url}")
+            try:
+                await _wait_ready(base_url)
+                yield base_url
+            finally:
+                server.stop()
+    finally:
+        sock.close()

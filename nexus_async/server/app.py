@@ -1,0 +1,803 @@
+"""HTTP routes of the local Nexus: request parsing -> state and runner -> JSON.
+
+Every error, whether raised here (:class:`ApiError`), by Starlette's routing (404 unknown
+route, 405 wrong method) or by a bug (500), leaves through one set of exception handlers
+and has the spec's shape ``{"message", "code"}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from .._crc32c import Crc32c
+from ..signing import generate_secret
+from ._clock import new_id, now_ms
+from ._core import NexusCore, check_secret
+from ._errors import ApiError, error_json
+from ._logstore import LEVELS
+from ._parse import (
+    opt_int,
+    opt_number,
+    opt_object,
+    opt_str,
+    parse_json_object,
+    query_int,
+    req_int,
+    req_object,
+    req_str,
+)
+from .faults import ControlMiddleware
+from .state import DAY_MS, Dataset, Job, Project, Webhook, parse_items
+
+__all__ = ["build_app", "create_app"]
+
+logger = logging.getLogger("nexus_async.server")
+
+JSON = dict[str, Any]
+Handler = Callable[[Request], Awaitable[Response]]
+
+PAGE_LIMIT = 1000
+MAX_RETRIES = 20
+MAX_BACKOFF_MS = 3_600_000
+_DRAIN_LIMIT = 64 * 1024 * 1024
+_LEVEL_NAMES = {level.lower(): level for level in LEVELS}
+
+
+def _ok(content: Any) -> JSONResponse:
+    return JSONResponse(content)
+
+
+def _base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def _check_endpoint(url: str, path: str) -> str:
+    lowered = url.lower()
+    host = lowered.split("://", 1)[-1].split("/", 1)[0]
+    if not lowered.startswith(("http://", "https://")) or not host or any(c.isspace() for c in url):
+        raise ApiError(400, f"`{path}` must be an http(s) URL (got {url[:80]!r})")
+    return url
+
+
+async def _drain(request: Request, budget: int) -> None:
+    """Read and drop what is left of a request body, so the client reads our answer."""
+    seen = 0
+    async for chunk in request.stream():
+        seen += len(chunk)
+        if seen > budget:
+            break
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The whole body, or 413 once it passes ``limit`` bytes."""
+    too_large = ApiError(413, f"the request body is larger than {limit} bytes")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        await _drain(request, _DRAIN_LIMIT)
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            await _drain(request, _DRAIN_LIMIT)
+            raise too_large
+    return bytes(body)
+
+
+class _Api:
+    """The route handlers, bound to one :class:`NexusCore`."""
+
+    def __init__(self, core: NexusCore) -> None:
+        self.core = core
+        self.store = core.store
+
+    # ------------------------------------------------------------------------ helpers
+
+    async def _body(self, request: Request) -> JSON:
+        return parse_json_object(await _read_body(request, self.core.max_body_bytes))
+
+    def _project(self, request: Request) -> Project:
+        return self.store.authenticate(
+            request.path_params["project_id"], request.headers.get("secret-key")
+        )
+
+    def _admin(self, request: Request) -> None:
+        """Admin calls need the key of the project the server started with."""
+        self.store.authenticate(self.core.project_id, request.headers.get("secret-key"))
+
+    @staticmethod
+    def _page_args(request: Request) -> tuple[int, str | None]:
+        limit = query_int(request.query_params, "limit", minimum=1, maximum=PAGE_LIMIT)
+        cursor = request.query_params.get("page") or None
+        return (PAGE_LIMIT if limit is None else limit), cursor
+
+    def _require_runner(self) -> None:
+        if not self.core.runner.running:
+            raise ApiError(
+                503,
+                "the local Nexus runner is not running: serve the app with its lifespan, "
+                "enter `async with app.router.lifespan_context(app)`, or use LocalNexus",
+                code="runner_not_running",
+            )
+
+    # ------------------------------------------------------------------------ datasets
+
+    async def create_dataset(self, request: Request) -> Response:
+        project = self._project(request)
+        body = await self._body(request)
+        name = req_str(body, "name")
+        spec = req_object(body, "spec")
+        source = req_object(spec, "source", "spec")
+        kind = req_str(source, "kind", "spec.source")
+        if kind != "UploadedNewlineDelimitedJsonFile":
+            raise ApiError(
+                400, f'`spec.source.kind` must be "UploadedNewlineDelimitedJsonFile" (got {kind!r})'
+            )
+        size = req_int(source, "sizeBytes", "spec.source", minimum=0)
+        crc = req_str(source, "crc32c", "spec.source", max_len=16)
+        try:
+            valid_crc = len(base64.b64decode(crc, validate=True)) == 4
+        except (binascii.Error, ValueError):
+            valid_crc = False
+        if not valid_crc:
+            raise ApiError(
+                400, f"`spec.source.crc32c` must be the base64 of a 4-byte CRC32C (got {crc!r})"
+            )
+        if size > self.core.max_upload_bytes:
+            raise ApiError(
+                413,
+                f"`spec.source.sizeBytes` {size} exceeds the limit of"
+                f" {self.core.max_upload_bytes} bytes",
+            )
+        dataset = Dataset(
+            id=new_id("dataset"),
+            project_id=project.id,
+            name=name,
+            size_bytes=size,
+            crc32c=crc,
+            create_date=now_ms(),
+        )
+        self.store.add_dataset(project, dataset)
+        return _ok(dataset.to_json(_base_url(request)))
+
+    async def list_datasets(self, request: Request) -> Response:
+        project = self._project(request)
+        limit, cursor = self._page_args(request)
+        items, next_page, prev_page = project.datasets.page(limit, cursor)
+        base = _base_url(request)
+        return _ok(
+            {
+                "nextPage": next_page,
+                "prevPage": prev_page,
+                "data": [item.to_json(base) for item in items],
+            }
+        )
+
+    async def get_dataset(self, request: Request) -> Response:
+        project = self._project(request)
+        dataset = project.dataset(request.path_params["dataset_id"])
+        return _ok(dataset.to_json(_base_url(request)))
+
+    async def delete_dataset(self, request: Request) -> Response:
+        project = self._project(request)
+        dataset = project.dataset(request.path_params["dataset_id"])
+        self.store.remove_dataset(project, dataset)
+        return _ok({"id": dataset.id, "deleted": True})
+
+    async def upload(self, request: Request) -> Response:
+        """``PUT /_nexus/uploads/{token}``: the dataset file, checked and processed."""
+        dataset = self.store.uploads.get(request.path_params["token"])
+        if dataset is None:
+            raise ApiError(404, "unknown upload URL (the dataset may have been deleted)")
+        if now_ms() > dataset.upload_expires:
+            raise ApiError(403, "the upload URL has expired")
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        wanted_type = dataset.upload_headers["Content-Type"]
+        if media_type != wanted_type:
+            raise ApiError(
+                400, f"header Content-Type must be {wanted_type!r} (got {media_type or None!r})"
+            )
+        goog_hash = {
+            key.strip().lower(): value.strip()
+            for key, _, value in (
+                part.partition("=") for part in request.headers.get("x-goog-hash", "").split(",")
+            )
+        }
+        if goog_hash.get("crc32c") != dataset.crc32c:
+            raise ApiError(
+                400, f"header x-goog-hash must carry crc32c={dataset.crc32c} (the declared crc32c)"
+            )
+        if dataset.overview == "Uploading":
+            raise ApiError(409, "an upload of this dataset is already in progress")
+        # A retry after a lost response re-sends the same file: check it, change nothing.
+        repeat = dataset.overview in ("Uploaded", "FailedProcessing")
+        if not repeat:
+            dataset.set_status("Uploading", "Receiving the file")
+        try:
+            content = await self._receive_file(request, dataset)
+        except ApiError as exc:
+            if not repeat:
+                dataset.set_status("FailedUpload", exc.message)
+            raise
+        finally:
+            if dataset.overview == "Uploading":  # the client went away mid-body
+                dataset.set_status("FailedUpload", "the upload was interrupted")
+        if repeat:
+            return Response(status_code=200)
+        dataset.set_status("Processing", "Reading items")
+        try:
+            dataset.items = parse_items(content)
+        except ValueError as exc:
+            dataset.set_status("FailedProcessing", str(exc))
+            logger.info("dataset %s failed processing: %s", dataset.id, exc)
+        else:
+            dataset.set_status("Uploaded", "Uploaded")
+        return Response(status_code=200)
+
+    async def _receive_file(self, request: Request, dataset: Dataset) -> bytes:
+        size = dataset.size_bytes
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) != size:
+            await _drain(request, _DRAIN_LIMIT)
+            raise ApiError(400, f"Content-Length {declared} differs from sizeBytes {size}")
+        hasher = Crc32c()
+        content = bytearray()
+        async for chunk in request.stream():
+            content += chunk
+            if len(content) > size:
+                await _drain(request, _DRAIN_LIMIT)
+                raise ApiError(400, f"the file is larger than the declared sizeBytes {size}")
+            hasher.update(chunk)
+        if len(content) != size:
+            raise ApiError(400, f"the file has {len(content)} bytes, not the declared {size}")
+        if hasher.b64() != dataset.crc32c:
+            raise ApiError(
+                400, f"the file's crc32c {hasher.b64()} differs from the declared {dataset.crc32c}"
+            )
+        return bytes(content)
+
+    # ------------------------------------------------------------------------ webhooks
+
+    @staticmethod
+    def _retries(spec: JSON, current: Webhook | None) -> tuple[int, int]:
+        retries = opt_object(spec, "retries", "spec") or {}
+        max_retries = opt_int(retries, "maxRetries", "spec.retries", minimum=0, maximum=MAX_RETRIES)
+        max_backoff = opt_int(
+            retries, "maxBackoffMs", "spec.retries", minimum=0, maximum=MAX_BACKOFF_MS
+        )
+        default_retries = current.max_retries if current else 3
+        default_backoff = current.max_backoff_ms if current else 15000
+        return (
+            default_retries if max_retries is None else max_retries,
+            default_backoff if max_backoff is None else max_backoff,
+        )
+
+    @staticmethod
+    def _secret(obj: JSON, key: str, path: str) -> str:
+        value = req_str(obj, key, path, max_len=256)
+        problem = check_secret(value)
+        if problem is not None:
+            raise ApiError(400, f"`{path}.{key}` {problem}")
+        return value
+
+    async def create_webhook(self, request: Request) -> Response:
+        project = self._project(request)
+        body = await self._body(request)
+        name = req_str(body, "name")
+        spec = req_object(body, "spec")
+        endpoint = _check_endpoint(req_str(spec, "endpoint", "spec", max_len=2048), "spec.endpoint")
+        secret_obj = opt_object(spec, "secret", "spec")
+        secret = (
+            self._secret(secret_obj, "contents", "spec.secret")
+            if secret_obj is not None
+            else generate_secret()
+        )
+        max_retries, max_backoff = self._retries(spec, None)
+        webhook = Webhook(
+            id=new_id("webhook"),
+            project_id=project.id,
+            name=name,
+            endpoint=endpoint,
+            secret=secret,
+            max_retries=max_retries,
+            max_backoff_ms=max_backoff,
+            create_date=now_ms(),
+        )
+        project.webhooks.add(webhook)
+        return _ok(webhook.to_json())
+
+    async def list_webhooks(self, request: Request) -> Response:
+        project = self._project(request)
+        limit, cursor = self._page_args(request)
+        items, next_page, prev_page = project.webhooks.page(limit, cursor)
+        return _ok(
+            {"nextPage": next_page, "prevPage": prev_page, "data": [w.to_json() for w in items]}
+        )
+
+    async def get_webhook(self, request: Request) -> Response:
+        project = self._project(request)
+        return _ok(project.webhook(request.path_params["webhook_id"]).to_json())
+
+    async def update_webhook(self, request: Request) -> Response:
+        project = self._project(request)
+        webhook = project.webhook(request.path_params["webhook_id"])
+        body = await self._body(request)
+        name = opt_str(body, "name")
+        spec = req_object(body, "spec")
+        endpoint = opt_str(spec, "endpoint", "spec", max_len=2048)
+        if endpoint is not None:
+            _check_endpoint(endpoint, "spec.endpoint")
+        max_retries, max_backoff = self._retries(spec, webhook)
+        # Validate everything before changing anything.
+        if name is not None:
+            webhook.name = name
+        if endpoint is not None:
+            webhook.endpoint = endpoint
+        webhook.max_retries, webhook.max_backoff_ms = max_retries, max_backoff
+        webhook.update_date = now_ms()
+        return _ok(webhook.to_json())
+
+    async def update_webhook_secret(self, request: Request) -> Response:
+        project = self._project(request)
+        webhook = project.webhook(request.path_params["webhook_id"])
+        body = await self._body(request)
+        webhook.secret = self._secret(body, "contents", "body")
+        webhook.update_date = now_ms()
+        return _ok(webhook.to_json())
+
+    async def delete_webhook(self, request: Request) -> Response:
+        project = self._project(request)
+        webhook = project.webhook(request.path_params["webhook_id"])
+        project.webhooks.remove(webhook.id)
+        return _ok({"id": webhook.id, "deleted": True})
+
+    async def test_webhook(self, request: Request) -> Response:
+        project = self._project(request)
+        webhook = project.webhook(request.path_params["webhook_id"])
+        self._require_runner()
+        return _ok(await self.core.runner.test_webhook(project, webhook))
+
+    # ------------------------------------------------------------------------ jobs
+
+    @staticmethod
+    def _deployment(spec: JSON, project: Project) -> tuple[JSON, bool]:
+        """The normalised deployment and whether it is a new ephemeral one."""
+        deployment = req_object(spec, "deployment", "spec")
+        kind = req_str(deployment, "kind", "spec.deployment")
+        if kind == "ExistingDeployment":
+            ident = req_str(deployment, "deploymentId", "spec.deployment")
+            return {"kind": kind, "deploymentId": ident}, False
+        if kind != "NewEphemeralDeployment":
+            raise ApiError(
+                400,
+                '`spec.deployment.kind` must be "ExistingDeployment" or "NewEphemeralDeployment"'
+                f" (got {kind!r})",
+            )
+        prefix = "spec.deployment.template"
+        template = req_object(deployment, "template", "spec.deployment")
+        artifact = req_str(template, "artifactId", prefix)
+        if not artifact.startswith("artifact_"):
+            raise ApiError(
+                400, f"`{prefix}.artifactId` must start with 'artifact_' (got {artifact!r})"
+            )
+        normalised: JSON = {"artifactId": artifact}
+        for key in ("name", "region", "versionTag", "instanceId"):
+            value = opt_str(template, key, prefix)
+            if value is not None:
+                normalised[key] = value
+        normalised["replicas"] = opt_int(template, "replicas", prefix, minimum=1, maximum=64) or 1
+        options = opt_object(template, "options", prefix)
+        if options is not None:
+            where = f"{prefix}.options"
+            checked: JSON = {}
+            strategy = opt_str(options, "evaluationStrategy", where)
+            threshold = opt_number(options, "evaluationThreshold", where, minimum=0, maximum=1)
+            group = options.get("evaluationGroup")
+            if group is not None and not (
+                isinstance(group, str)
+                or (isinstance(group, list) and all(isinstance(g, str) for g in group))
+            ):
+                raise ApiError(
+                    400, f"`{where}.evaluationGroup` must be a string or a list of strings"
+                )
+            if strategy is not None:
+                checked["evaluationStrategy"] = strategy
+            if threshold is not None:
+                checked["evaluationThreshold"] = threshold
+            if group is not None:
+                checked["evaluationGroup"] = group
+            normalised["options"] = checked
+        return {"kind": kind, "template": normalised}, True
+
+    @staticmethod
+    def _destinations(spec: JSON) -> list[str]:
+        delivery = req_object(spec, "resultDelivery", "spec")
+        destinations = delivery.get("destinations")
+        path = "spec.resultDelivery.destinations"
+        if not isinstance(destinations, list) or not destinations:
+            raise ApiError(400, f"`{path}` must be a non-empty array")
+        ids: list[str] = []
+        for index, item in enumerate(destinations):
+            where = f"{path}[{index}]"
+            if not isinstance(item, dict):
+                raise ApiError(400, f"`{where}` must be an object")
+            kind = req_str(item, "kind", where)
+            if kind != "Webhook":
+                raise ApiError(400, f'`{where}.kind` must be "Webhook" (got {kind!r})')
+            ident = req_str(item, "webhookId", where)
+            if ident in ids:
+                raise ApiError(400, f"`{where}.webhookId` {ident!r} is listed twice")
+            ids.append(ident)
+        return ids
+
+    async def create_job(self, request: Request) -> Response:
+        project = self._project(request)
+        body = await self._body(request)
+        name = req_str(body, "name")
+        spec = req_object(body, "spec")
+        dataset_id = req_str(spec, "datasetId", "spec")
+        deployment, ephemeral = self._deployment(spec, project)
+        webhook_ids = self._destinations(spec)
+        now = now_ms()
+        start = opt_int(spec, "startAtTime", "spec", minimum=0)
+        start = now if start is None else start
+        stop = opt_int(spec, "stopAtTime", "spec", minimum=0)
+        stop = start + 3 * DAY_MS if stop is None else stop
+        if stop <= start:
+            raise ApiError(
+                400, f"`spec.stopAtTime` ({stop}) must be after `spec.startAtTime` ({start})"
+            )
+        # The body is well-formed; now check what it refers to.
+        dataset = project.dataset(dataset_id)
+        if not ephemeral and deployment["deploymentId"] not in project.deployments:
+            raise ApiError(
+                404, f"deployment {deployment['deploymentId']!r} not found in project {project.id}"
+            )
+        for ident in webhook_ids:
+            project.webhook(ident)
+        if dataset.overview != "Uploaded":
+            raise ApiError(
+                409, f"dataset {dataset.id} is {dataset.overview}, not Uploaded: {dataset.message}"
+            )
+        self._require_runner()
+        if ephemeral:
+            deployment_id = new_id("deploy")
+            project.deployments[deployment_id] = deployment
+        job = Job(
+            id=new_id("batchjob"),
+            project_id=project.id,
+            name=name,
+            dataset_id=dataset.id,
+            deployment=deployment,
+            webhook_ids=webhook_ids,
+            start_at=start,
+            stop_at=stop,
+            items=tuple(dataset.items),
+            create_date=now,
+            logs=self.store.new_logs(),
+        )
+        self.store.add_job(project, job)
+        self.core.runner.submit(project, job)
+        return _ok(job.to_json())
+
+    async def list_jobs(self, request: Request) -> Response:
+        project = self._project(request)
+        limit, cursor = self._page_args(request)
+        items, next_page, prev_page = project.jobs.page(limit, cursor)
+        return _ok(
+            {"nextPage": next_page, "prevPage": prev_page, "data": [j.to_json() for j in items]}
+        )
+
+    async def get_job(self, request: Request) -> Response:
+        project = self._project(request)
+        return _ok(project.job(request.path_params["job_id"]).to_json())
+
+    async def patch_job(self, request: Request) -> Response:
+        """Cancel (``stopAtTime`` now or past) or move the stop time of a job."""
+        project = self._project(request)
+        job = project.job(request.path_params["job_id"])
+        body = await self._body(request)
+        spec = req_object(body, "spec")
+        stop = req_int(spec, "stopAtTime", "spec", minimum=0)
+        if job.terminal:
+            return _ok(job.to_json())  # terminal states never change
+        now = now_ms()
+        if stop <= now:
+            job.cancel(now)
+            logger.info("job %s cancelled", job.id)
+        elif stop <= job.start_at:
+            raise ApiError(
+                400, f"`spec.stopAtTime` ({stop}) must be after `spec.startAtTime` ({job.start_at})"
+            )
+        else:
+            job.stop_at = stop
+            job.update_date = now
+            self.core.runner.restop(job)
+        return _ok(job.to_json())
+
+    async def delete_job(self, request: Request) -> Response:
+        project = self._project(request)
+        job = project.job(request.path_params["job_id"])
+        job.cancel(now_ms())  # no-op when already terminal
+        self.store.remove_job(project, job)
+        return _ok({"id": job.id, "deleted": True})
+
+    async def job_logs(self, request: Request) -> Response:
+        project = self._project(request)
+        job = project.job(request.path_params["job_id"])
+        query = request.query_params
+        before = query_int(query, "beforeTime", minimum=0)
+        after = query_int(query, "afterTime", minimum=0)
+        max_entries = query_int(query, "maxEntries", minimum=1)
+        raw_level = query.get("minLevel") or "Debug"
+        level = _LEVEL_NAMES.get(raw_level.lower())
+        if level is None:
+            raise ApiError(
+                400,
+                f"query parameter `minLevel` must be one of {', '.join(LEVELS)}"
+                f" (got {raw_level!r})",
+            )
+        limit = PAGE_LIMIT if max_entries is None else min(max_entries, PAGE_LIMIT)
+        entries = job.logs.query(before=before, after=after, min_level=level, limit=limit)
+        return _ok(job.logs_json(entries))
+
+    # ------------------------------------------------------------------------ admin
+
+    async def health(self, request: Request) -> Response:
+        return _ok({"status": "ok", "projectId": self.core.project_id})
+
+    async def add_fault(self, request: Request) -> Response:
+        self._admin(request)
+        body = await self._body(request)
+        method = body.get("method", "GET")
+        if method is not None and not isinstance(method, str):
+            raise ApiError(400, "`method` must be a string or null")
+        drop = body.get("drop", False)
+        after_handling = body.get("afterHandling", False)
+        if not isinstance(drop, bool) or not isinstance(after_handling, bool):
+            raise ApiError(400, "`drop` and `afterHandling` must be booleans")
+        status = 503 if "status" not in body else opt_int(body, "status", minimum=100, maximum=599)
+        try:
+            fault = self.core.inject_fault(
+                method=method,
+                path=opt_str(body, "path") or ".*",
+                status=status,
+                times=opt_int(body, "times", minimum=1) if "times" in body else 1,
+                retry_after=opt_number(body, "retryAfter", minimum=0),
+                latency=opt_number(body, "latency", minimum=0),
+                drop=drop,
+                after_handling=after_handling,
+            )
+        except ValueError as exc:
+            raise ApiError(400, str(exc)) from exc
+        return _ok(fault.to_json())
+
+    async def clear_faults(self, request: Request) -> Response:
+        self._admin(request)
+        count = len(self.core.faults)
+        self.core.clear_faults()
+        return _ok({"cleared": count})
+
+    async def list_requests(self, request: Request) -> Response:
+        self._admin(request)
+        return _ok({"data": [record.to_json() for record in self.core.requests]})
+
+    async def clear_requests(self, request: Request) -> Response:
+        self._admin(request)
+        self.core.clear_requests()
+        return _ok({"cleared": True})
+
+    async def add_project(self, request: Request) -> Response:
+        self._admin(request)
+        body = await self._body(request)
+        try:
+            project_id, key = self.core.add_project(
+                opt_str(body, "projectId"), opt_str(body, "secretKey")
+            )
+        except ValueError as exc:
+            raise ApiError(409 if "already exists" in str(exc) else 400, str(exc)) from exc
+        return _ok(
+            {
+                "projectId": project_id,
+                "secretKey": key,
+                "deploymentId": self.core.deployment_of(project_id),
+            }
+        )
+
+    async def seed_logs(self, request: Request) -> Response:
+        self._admin(request)
+        body = await self._body(request)
+        job_id = req_str(body, "jobId")
+        count = req_int(body, "count", minimum=0, maximum=10_000_000)
+        try:
+            self.core.seed_logs(
+                job_id,
+                count,
+                per_ms=opt_int(body, "perMs", minimum=1) or 1,
+                start_time=opt_int(body, "startTime", minimum=0),
+                level=opt_str(body, "level") or "Info",
+            )
+        except ValueError as exc:
+            raise ApiError(404 if "unknown job" in str(exc) else 400, str(exc)) from exc
+        return _ok({"jobId": job_id, "count": count})
+
+    async def seed_dataset(self, request: Request) -> Response:
+        self._admin(request)
+        body = await self._body(request)
+        urls = body.get("urls")
+        if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+            raise ApiError(400, "`urls` must be an array of strings")
+        try:
+            ident = self.core.seed_dataset(
+                urls, opt_str(body, "name") or "seeded", project_id=opt_str(body, "projectId")
+            )
+        except ValueError as exc:
+            raise ApiError(400, str(exc)) from exc
+        return _ok({"id": ident})
+
+    async def seed_webhook(self, request: Request) -> Response:
+        self._admin(request)
+        body = await self._body(request)
+        retries = opt_int(body, "maxRetries", minimum=0, maximum=MAX_RETRIES)
+        backoff = opt_int(body, "maxBackoffMs", minimum=0, maximum=MAX_BACKOFF_MS)
+        try:
+            ident = self.core.seed_webhook(
+                req_str(body, "endpoint", max_len=2048),
+                opt_str(body, "secret"),
+                name=opt_str(body, "name") or "seeded",
+                max_retries=3 if retries is None else retries,
+                max_backoff_ms=15000 if backoff is None else backoff,
+                project_id=opt_str(body, "projectId"),
+            )
+        except ValueError as exc:
+            raise ApiError(400, str(exc)) from exc
+        return _ok({"id": ident})
+
+    async def log_ties(self, request: Request) -> Response:
+        self._admin(request)
+        body = await self._body(request)
+        per_ms = opt_int(body, "perMs", minimum=1)
+        self.core.log_ties(per_ms)
+        return _ok({"perMs": per_ms})
+
+    # ------------------------------------------------------------------------ routes
+
+    def routes(self) -> list[BaseRoute]:
+        jobs = "/projects/{project_id}/batch/jobs"
+        datasets = "/projects/{project_id}/batch/datasets"
+        webhooks = "/projects/{project_id}/batch/webhooks"
+        routes: list[BaseRoute] = [
+            _route("/_nexus/health", GET=self.health),
+            _route("/_nexus/faults", POST=self.add_fault, DELETE=self.clear_faults),
+            _route("/_nexus/requests", GET=self.list_requests, DELETE=self.clear_requests),
+            _route("/_nexus/projects", POST=self.add_project),
+            _route("/_nexus/seed/logs", POST=self.seed_logs),
+            _route("/_nexus/seed/datasets", POST=self.seed_dataset),
+            _route("/_nexus/seed/webhooks", POST=self.seed_webhook),
+            _route("/_nexus/log-ties", PUT=self.log_ties),
+            _route("/_nexus/uploads/{token}", PUT=self.upload),
+            _route(jobs, GET=self.list_jobs, POST=self.create_job),
+            _route(
+                jobs + "/{job_id}", GET=self.get_job, PATCH=self.patch_job, DELETE=self.delete_job
+            ),
+            _route(jobs + "/{job_id}/logs", GET=self.job_logs),
+            _route(datasets, GET=self.list_datasets, POST=self.create_dataset),
+            _route(datasets + "/{dataset_id}", GET=self.get_dataset, DELETE=self.delete_dataset),
+            # Before ".../{webhook_id}" so the ":test" suffix is not read as part of an id.
+            _route(webhooks + "/{webhook_id}:test", POST=self.test_webhook),
+            _route(webhooks, GET=self.list_webhooks, POST=self.create_webhook),
+            _route(
+                webhooks + "/{webhook_id}",
+                GET=self.get_webhook,
+                PATCH=self.update_webhook,
+                DELETE=self.delete_webhook,
+            ),
+            _route(webhooks + "/{webhook_id}/secret", PUT=self.update_webhook_secret),
+        ]
+        if self.core.static_dir is not None:
+            routes.append(Mount("/static", app=StaticFiles(directory=self.core.static_dir)))
+        return routes
+
+
+def _route(path: str, **handlers: Handler) -> Route:
+    """One route per path, so a wrong method is a 405 whose Allow lists every method."""
+
+    async def dispatch(request: Request) -> Response:
+        return await handlers[request.method if request.method != "HEAD" else "GET"](request)
+
+    return Route(path, dispatch, methods=list(handlers))
+
+
+# ---------------------------------------------------------------------------- errors
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return JSONResponse(error_json(exc.message, exc.status, exc.code), exc.status, exc.headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    status = exc.status_code
+    if status == 404:
+        message = f"no such resource: {request.method} {request.url.path}"
+    elif status == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        message = (
+            f"method {request.method} is not allowed on {request.url.path} (allowed: {allowed})"
+        )
+    else:
+        message = str(exc.detail)
+    return JSONResponse(error_json(message, status), status, exc.headers)
+
+
+async def _disconnect(request: Request, exc: Exception) -> Response:
+    # Nobody will read this answer; it only keeps the disconnect out of the error log.
+    return JSONResponse(error_json("client disconnected", 400), 400)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(error_json("internal server error", 500), 500)
+
+
+def build_app(core: NexusCore, *, lifespan: bool) -> Starlette:
+    """The ASGI app for ``core``; with ``lifespan`` it runs the runner while served."""
+
+    @asynccontextmanager
+    async def run_core(app: Starlette) -> AsyncIterator[None]:
+        async with core.running():
+            yield
+
+    app = Starlette(
+        routes=_Api(core).routes(),
+        middleware=[
+            Middleware(
+                ControlMiddleware,
+                faults=core.faults,
+                requests=core.request_log,
+                latency=lambda: core.latency,
+            )
+        ],
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            ClientDisconnect: _disconnect,
+            Exception: _internal_error,
+        },
+        lifespan=run_core if lifespan else None,
+    )
+    app.state.nexus = core
+    return app
+
+
+def create_app(**options: Any) -> Starlette:
+    """A standalone ASGI app of a fresh local Nexus.
+
+    Takes the same keyword options as ``LocalNexus`` except ``host``/``port``. The runner
+    (jobs, webhook tests) starts with the app's lifespan, which any ASGI server runs.
+    ``httpx.ASGITransport`` does not run lifespans, so enter it yourself::
+
+        app = create_app()
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            ...
+
+    Without it, creating a job or testing a webhook answers 503 ``runner_not_running``;
+    every other call works. The admin controls are on ``app.state.nexus``
+    (a ``NexusCore``: ``inject_fault``, ``seed_dataset``, ``project_id``, ...).
+    """
+    return build_app(NexusCore(**options), lifespan=True)

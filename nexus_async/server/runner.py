@@ -1,0 +1,382 @@
+"""The batch pipeline, under structured concurrency.
+
+:meth:`Runner.run` owns one ``httpx.AsyncClient`` and one task group; it is started with
+``await task_group.start(runner.run)`` by whoever owns the server (``LocalNexus`` or the
+app's lifespan) and everything it does ends when that task group is cancelled.
+
+Each job is one task in that group::
+
+    with CancelScope(deadline=stopAtTime)        # cancel() or the stop time end it
+        sleep until startAtTime                  # overview Waiting, message Waiting
+        async with job slot (job_concurrency)    # at most N jobs flow at once
+            item_concurrency workers, each taking the next item:
+                gather -> preprocess -> predict -> deliver
+
+Workers pull item indices from one shared iterator, so at most ``item_concurrency``
+items of a job are in flight and a job of 10,000 items holds that many tasks, not 10,000.
+Decoding and prediction are CPU work and run in worker threads
+(``anyio.to_thread.run_sync``); everything else is anyio only, so the runner works under
+asyncio and trio alike.
+
+Every stage outcome is recorded through :meth:`Job.record`, which refuses changes once the
+job is terminal; so a cancel takes effect the instant the PATCH is handled, and an item
+finishing in a thread a moment later cannot bump a counter.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import logging
+import time
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import anyio.abc
+import httpx
+from PIL import Image
+
+from ..signing import sign
+from ._clock import now_ms
+from .predictor import Predictor, check_predictions
+from .state import Job, Project, Webhook
+
+__all__ = ["DeliveryResult", "Runner", "RunnerSettings", "backoff_ms"]
+
+logger = logging.getLogger("nexus_async.server")
+
+BACKOFF_BASE_MS = 250
+_BODY_SNIPPET = 2048
+USER_AGENT = "nexus-async-local-server"
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    """Limits of the pipeline (see ``LocalNexus`` for their meaning and defaults)."""
+
+    job_concurrency: int = 8
+    item_concurrency: int = 16
+    delivery_timeout: float = 10.0
+    gather_timeout: float = 10.0
+    max_item_bytes: int = 20 * 1024 * 1024
+    max_image_pixels: int = 50_000_000
+
+    def __post_init__(self) -> None:
+        for name in ("job_concurrency", "item_concurrency", "max_item_bytes", "max_image_pixels"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)})")
+        for name in ("delivery_timeout", "gather_timeout"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0 seconds (got {getattr(self, name)})")
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """How one delivery (all its attempts) ended."""
+
+    ok: bool
+    attempts: int
+    response_code: int
+    body: str
+    reason: str
+    latency_ms: float
+
+
+class StageError(Exception):
+    """An item failed a stage; the message is the log entry's reason."""
+
+
+def backoff_ms(retry: int, max_backoff_ms: int) -> int:
+    """Delay before retry number ``retry`` (1-based): 250 ms doubling, capped.
+
+    Deterministic (no jitter) so tests and users can predict delivery timing.
+    """
+    return min(max_backoff_ms, BACKOFF_BASE_MS << min(retry - 1, 30))
+
+
+def _elapsed_ms(start: float) -> float:
+    return round((anyio.current_time() - start) * 1000.0, 3)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def decode_data_url(url: str, max_bytes: int) -> bytes:
+    """The bytes of a ``data:`` URL (base64 or percent-encoded)."""
+    header, sep, payload = url.partition(",")
+    if not sep:
+        raise StageError("malformed data: URL (no comma)")
+    if header.lower().endswith(";base64"):
+        if len(payload) * 3 // 4 > max_bytes + 3:
+            raise StageError(f"item is larger than {max_bytes} bytes")
+        try:
+            data = base64.b64decode(urllib.parse.unquote(payload), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise StageError(f"malformed base64 in data: URL ({exc})") from exc
+    else:
+        data = urllib.parse.unquote_to_bytes(payload)
+    if len(data) > max_bytes:
+        raise StageError(f"item is larger than {max_bytes} bytes")
+    return data
+
+
+class Runner:
+    """Runs jobs; also performs webhook test calls with the same delivery code."""
+
+    def __init__(self, settings: RunnerSettings, predictor: Predictor) -> None:
+        self.settings = settings
+        self.predictor = predictor
+        self._client: httpx.AsyncClient | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._job_slots = anyio.CapacityLimiter(settings.job_concurrency)
+
+    @property
+    def running(self) -> bool:
+        return self._tg is not None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            raise RuntimeError("the runner is not running")
+        return self._client
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Serve until cancelled; ``task_status.started()`` once jobs can be submitted."""
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
+        async with (
+            httpx.AsyncClient(
+                trust_env=False,
+                follow_redirects=False,
+                limits=limits,
+                headers={"user-agent": USER_AGENT},
+            ) as client,
+            anyio.create_task_group() as tg,
+        ):
+            self._client, self._tg = client, tg
+            try:
+                task_status.started()
+                await anyio.sleep_forever()
+            finally:
+                self._client, self._tg = None, None
+
+    def submit(self, project: Project, job: Job) -> None:
+        """Start running ``job`` (in the runner's task group)."""
+        if self._tg is None:
+            raise RuntimeError("the runner is not running")
+        job.cancel_scope = anyio.CancelScope(deadline=self._deadline(job.stop_at))
+        self._tg.start_soon(self._run_job, project, job, name=f"nexus job {job.id}")
+
+    def restop(self, job: Job) -> None:
+        """The job's stop time moved (a PATCH with a future stopAtTime)."""
+        if job.cancel_scope is not None:
+            job.cancel_scope.deadline = self._deadline(job.stop_at)
+
+    @staticmethod
+    def _deadline(wall_ms: int) -> float:
+        return anyio.current_time() + (wall_ms - now_ms()) / 1000.0
+
+    # ------------------------------------------------------------------------ jobs
+
+    async def _run_job(self, project: Project, job: Job) -> None:
+        scope = job.cancel_scope
+        assert scope is not None
+        with scope:
+            delay = (job.start_at - now_ms()) / 1000.0
+            if delay > 0:
+                await anyio.sleep(delay)
+            async with self._job_slots:
+                job.begin()
+                logger.info("job %s started: %d items", job.id, len(job.items))
+                indices = iter(range(len(job.items)))
+                workers = min(self.settings.item_concurrency, len(job.items))
+                async with anyio.create_task_group() as tg:
+                    for _ in range(workers):
+                        tg.start_soon(self._worker, project, job, indices)
+            job.finish()
+        if scope.cancelled_caught and not job.terminal:
+            job.expire()
+        logger.info("job %s ended: %s (%s)", job.id, job.overview, job.message)
+
+    async def _worker(self, project: Project, job: Job, indices: Iterator[int]) -> None:
+        for index in indices:
+            await self._process(project, job, job.items[index])
+
+    async def _process(self, project: Project, job: Job, url: str) -> None:
+        started = anyio.current_time()
+        try:
+            data = await self._gather(url)
+        except StageError as exc:
+            job.record("gather", url, _elapsed_ms(started), str(exc))
+            return
+        job.record("gather", url, _elapsed_ms(started))
+
+        started = anyio.current_time()
+        try:
+            image = await anyio.to_thread.run_sync(self._decode, data)
+        except Exception as exc:  # Pillow raises many types for bad input
+            job.record(
+                "preprocess", url, _elapsed_ms(started), f"cannot decode image: {_describe(exc)}"
+            )
+            return
+        job.record("preprocess", url, _elapsed_ms(started))
+
+        started = anyio.current_time()
+        try:
+            predictions = await anyio.to_thread.run_sync(self._predict, image)
+        except Exception as exc:  # a user's predictor may raise anything
+            job.record("predict", url, _elapsed_ms(started), f"prediction failed: {_describe(exc)}")
+            return
+        job.record("predict", url, _elapsed_ms(started))
+
+        started = anyio.current_time()
+        reasons = await self._deliver_everywhere(project, job, url, predictions)
+        job.record("deliver", url, _elapsed_ms(started), "; ".join(reasons) if reasons else None)
+
+    async def _gather(self, url: str) -> bytes:
+        limit = self.settings.max_item_bytes
+        if url[:5].lower() == "data:":
+            return decode_data_url(url, limit)
+        with anyio.move_on_after(self.settings.gather_timeout):
+            try:
+                async with self.client.stream("GET", url) as response:
+                    if not 200 <= response.status_code < 300:
+                        raise StageError(f"GET {url} answered HTTP {response.status_code}")
+                    declared = response.headers.get("content-length", "")
+                    if declared.isdigit() and int(declared) > limit:
+                        raise StageError(f"item is larger than {limit} bytes ({declared})")
+                    buffer = bytearray()
+                    async for chunk in response.aiter_bytes():
+                        buffer += chunk
+                        if len(buffer) > limit:
+                            raise StageError(f"item is larger than {limit} bytes")
+                    return bytes(buffer)
+            except httpx.HTTPError as exc:
+                raise StageError(f"cannot fetch item: {_describe(exc)}") from exc
+        raise StageError(f"fetching the item timed out after {self.settings.gather_timeout:g} s")
+
+    def _decode(self, data: bytes) -> Image.Image:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            if width * height > self.settings.max_image_pixels:
+                raise ValueError(f"image of {width}x{height} pixels is too large")
+            image.load()
+            converted: Image.Image = image.convert("RGB")
+            return converted
+
+    def _predict(self, image: Image.Image) -> list[dict[str, Any]]:
+        return check_predictions(self.predictor.predict(image))
+
+    # ------------------------------------------------------------------------ delivery
+
+    async def _deliver_everywhere(
+        self, project: Project, job: Job, url: str, predictions: list[dict[str, Any]]
+    ) -> list[str]:
+        """Deliver to every destination at once; return the failure reasons."""
+        reasons: list[str] = []
+
+        async def one(webhook_id: str) -> None:
+            webhook = project.webhooks.get(webhook_id)
+            if webhook is None:
+                reasons.append(f"webhook {webhook_id} no longer exists")
+                return
+            payload = {
+                "jobId": job.id,
+                "projectId": project.id,
+                "item": {"kind": "Image", "url": url},
+                "deliveryId": f"delivery_{uuid.uuid4()}",
+                "createTime": now_ms(),
+                "predictions": predictions,
+            }
+            result = await self.deliver(webhook, payload)
+            if not result.ok:
+                reasons.append(
+                    f"webhook {webhook_id}: {result.reason} after {result.attempts} attempts"
+                )
+
+        if len(job.webhook_ids) == 1:
+            await one(job.webhook_ids[0])
+        else:
+            async with anyio.create_task_group() as tg:
+                for webhook_id in job.webhook_ids:
+                    tg.start_soon(one, webhook_id)
+        return reasons
+
+    async def deliver(self, webhook: Webhook, payload: dict[str, Any]) -> DeliveryResult:
+        """POST one signed payload, retrying per the webhook's policy.
+
+        The body and ``webhook-id`` (= ``payload["deliveryId"]``) are the same on every
+        attempt; the timestamp and signature are made afresh, with the webhook's secret as
+        it is at that attempt (a rotation applies to the next attempt).
+        """
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        delivery_id = str(payload["deliveryId"])
+        started = anyio.current_time()
+        code, text, reason = 0, "", ""
+        attempts = 0
+        for attempt in range(webhook.max_retries + 1):
+            if attempt:
+                await anyio.sleep(backoff_ms(attempt, webhook.max_backoff_ms) / 1000.0)
+            attempts += 1
+            timestamp = int(time.time())
+            headers = {
+                "content-type": "application/json",
+                "webhook-id": delivery_id,
+                "webhook-timestamp": str(timestamp),
+                "webhook-signature": sign(webhook.secret, delivery_id, timestamp, body),
+            }
+            code, text, reason = await self._post(webhook.endpoint, body, headers)
+            if 200 <= code < 300:
+                return DeliveryResult(True, attempts, code, text, "", _elapsed_ms(started))
+        return DeliveryResult(False, attempts, code, text, reason, _elapsed_ms(started))
+
+    async def _post(
+        self, endpoint: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, str, str]:
+        """One attempt: ``(status or 0, start of the response body, failure reason)``."""
+        with anyio.move_on_after(self.settings.delivery_timeout):
+            try:
+                async with self.client.stream(
+                    "POST", endpoint, content=body, headers=headers
+                ) as response:
+                    snippet = bytearray()
+                    async for chunk in response.aiter_bytes():
+                        snippet += chunk
+                        if len(snippet) >= _BODY_SNIPPET:
+                            break
+                    text = bytes(snippet[:_BODY_SNIPPET]).decode("utf-8", "replace")
+                    code = response.status_code
+                    return code, text, "" if 200 <= code < 300 else f"HTTP {code}"
+            except httpx.HTTPError as exc:
+                return 0, "", _describe(exc)
+        return 0, "", f"timed out after {self.settings.delivery_timeout:g} s"
+
+    async def test_webhook(self, project: Project, webhook: Webhook) -> dict[str, Any]:
+        """The ``:test`` call: a signed sample delivery with the webhook's retry policy."""
+        payload = {
+            "jobId": "",
+            "projectId": project.id,
+            "item": {"kind": "Image", "url": ""},
+            "deliveryId": f"delivery_{uuid.uuid4()}",
+            "createTime": now_ms(),
+            "predictions": [],
+            "test": True,
+        }
+        result = await self.deliver(webhook, payload)
+        return {
+            "status": "Succeeded" if result.ok else "Failed",
+            "responseCode": result.response_code,
+            "latencyMs": result.latency_ms,
+            "attemptCount": result.attempts,
+            "body": result.body,
+            "reason": result.reason,
+        }
