@@ -8,13 +8,19 @@ Example:
 
 from ._backoff import Backoff, RetryPolicy
 from ._client import AsyncClient, Batch, Project
+from ._datasets import Datasets
 from ._jobs import Jobs
 from ._version import __version__
+from ._webhooks import Webhooks
 from .errors import (
     APIStatusError,
     BadRequestError,
     ClientClosedError,
     ConflictError,
+    DatasetFailedError,
+    DatasetFileError,
+    DatasetWaitTimeoutError,
+    DeliveryDecodeError,
     ForbiddenError,
     JobStateError,
     LogPagingError,
@@ -30,9 +36,20 @@ from .errors import (
     UnauthorizedError,
     ValidationError,
     WaitTimeoutError,
+    WebhookSignatureError,
 )
 from .models import (
+    CreatedWebhook,
+    Dataset,
+    DatasetSource,
+    DatasetSourceSpec,
+    DatasetSpec,
+    DatasetStatus,
+    DatasetStatusOverview,
+    DatasetUploadUrl,
     DeleteResponse,
+    Delivery,
+    DeliveryItem,
     DeploymentOptions,
     DeploymentTemplate,
     ExistingDeployment,
@@ -46,12 +63,20 @@ from .models import (
     LogLevel,
     NewEphemeralDeployment,
     PaginationResponse,
+    Prediction,
+    PredictionTag,
     ResultDelivery,
     UnknownDeployment,
     UnknownDestination,
+    Webhook,
     WebhookDestination,
+    WebhookRetries,
+    WebhookSecret,
+    WebhookSpec,
+    WebhookTestResponse,
 )
 from .options import JobOptions, LogsFilter, Pagination
+from .receiver import DeliveryReceiver, parse_delivery, verify_delivery
 
 __all__ = [
     "APIStatusError",
@@ -61,7 +86,23 @@ __all__ = [
     "Batch",
     "ClientClosedError",
     "ConflictError",
+    "CreatedWebhook",
+    "Dataset",
+    "DatasetFailedError",
+    "DatasetFileError",
+    "DatasetSource",
+    "DatasetSourceSpec",
+    "DatasetSpec",
+    "DatasetStatus",
+    "DatasetStatusOverview",
+    "DatasetUploadUrl",
+    "DatasetWaitTimeoutError",
+    "Datasets",
     "DeleteResponse",
+    "Delivery",
+    "DeliveryDecodeError",
+    "DeliveryItem",
+    "DeliveryReceiver",
     "DeploymentOptions",
     "DeploymentTemplate",
     "ExistingDeployment",
@@ -86,6 +127,8 @@ __all__ = [
     "Pagination",
     "PaginationResponse",
     "PayloadTooLargeError",
+    "Prediction",
+    "PredictionTag",
     "Project",
     "RateLimitedError",
     "RequestTimeoutError",
@@ -99,11 +142,30 @@ __all__ = [
     "UnknownDestination",
     "ValidationError",
     "WaitTimeoutError",
+    "Webhook",
     "WebhookDestination",
+    "WebhookRetries",
+    "WebhookSecret",
+    "WebhookSignatureError",
+    "WebhookSpec",
+    "WebhookTestResponse",
+    "Webhooks",
     "__version__",
+    "parse_delivery",
+    "verify_delivery",
 ]
 
 # Tracebacks and reprs show the public path, as httpx does.
-for _name in ("AsyncClient", "Batch", "Project", "Jobs", "Backoff", "RetryPolicy"):
+for _name in (
+    "AsyncClient",
+    "Batch",
+    "Project",
+    "Jobs",
+    "Datasets",
+    "Webhooks",
+    "DeliveryReceiver",
+    "Backoff",
+    "RetryPolicy",
+):
     globals()[_name].__module__ = "nexus_async"
 del _name

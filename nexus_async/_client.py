@@ -11,10 +11,12 @@ import httpx
 from anyio.abc import TaskGroup
 
 from ._backoff import RetryPolicy
+from ._datasets import Datasets
 from ._http import HTTPCore
 from ._jobs import Jobs
 from ._validate import check_id
 from ._waiting import Poller
+from ._webhooks import Webhooks
 from .errors import ClientClosedError, ValidationError
 
 __all__ = ["DEFAULT_BASE_URL", "AsyncClient", "Batch", "Project"]
@@ -175,10 +177,12 @@ class Project:
 
 
 class Batch:
-    """The batch API of one project."""
+    """The batch API of one project: `jobs`, `datasets` and `webhooks`."""
 
     def __init__(self, client: AsyncClient, project_id: str) -> None:
         self.jobs = Jobs(client, project_id)
+        self.datasets = Datasets(client._http, project_id)
+        self.webhooks = Webhooks(client._http, project_id)
 
     def __repr__(self) -> str:
         return f"<Batch jobs={self.jobs!r}>"
