@@ -133,10 +133,13 @@ class AsyncClient:
         task_group, self._task_group = self._task_group, None
         try:
             if task_group is not None:
-                # Background work (prefetching) is only ever an optimisation of a
-                # caller's iteration; nothing is lost by cancelling it.
+                # Background work (prefetching, shared polling) only ever serves a
+                # caller's own await; nothing is lost by cancelling it. The body's
+                # exception is not handed to the task group: it would come out
+                # wrapped in an ExceptionGroup, and callers expect `NotFoundError`,
+                # not a group. Our tasks never raise, so the group has nothing to add.
                 task_group.cancel_scope.cancel()
-                await task_group.__aexit__(exc_type, exc, tb)
+                await task_group.__aexit__(None, None, None)
         finally:
             await self.aclose()
 

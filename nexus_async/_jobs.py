@@ -189,9 +189,9 @@ class Jobs:
         Pages backwards with `beforeTime`. Entries that share a millisecond with the
         previous page's oldest entry are told apart by id, remembering only that one
         millisecond's ids, so memory stays bounded by a page however long the log.
-        When more entries share one millisecond than a page holds, paging by time
-        cannot get past them: `LogPagingError` is raised rather than looping or
-        skipping entries.
+        When a full page of entries shares one millisecond, paging by time cannot
+        tell whether more follow in it: `LogPagingError` is raised rather than
+        looping or skipping entries.
 
         Inside `async with AsyncClient(...)`, the next page is fetched while the
         caller consumes the current one (a task owned by the client, cancelled when
@@ -239,7 +239,7 @@ class Jobs:
             oldest = entries[-1].create_time
             if not fresh:
                 raise errors.LogPagingError(
-                    f"more than {page_size} log entries of job {job_id} share the "
+                    f"{page_size} or more log entries of job {job_id} share the "
                     f"millisecond {oldest}; paging by time cannot get past them without "
                     "losing entries (narrow the query with min_level or before_time)",
                     job_id=job_id,

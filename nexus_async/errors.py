@@ -166,7 +166,7 @@ class ResponseDecodeError(_RequestError):
 
 
 class LogPagingError(NexusError):
-    """Raised when more log entries share one millisecond than one page can hold.
+    """Raised when a full page (or more) of log entries shares one millisecond.
 
     Paging by time cannot get past such a group without losing entries, so the
     iterator stops loudly instead of looping or skipping. Narrow the query

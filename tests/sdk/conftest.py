@@ -1,0 +1,29 @@
+"""Fixtures for SDK tests against the local server (started per test, on the test's backend)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from nexus_async import AsyncClient, Backoff, Jobs, RetryPolicy
+from nexus_async.server import LocalNexus
+
+FAST_RETRY = RetryPolicy(attempts=4, total_time=10.0, backoff=Backoff(initial=0.01, maximum=0.05))
+
+
+@pytest.fixture
+async def nexus() -> AsyncIterator[LocalNexus]:
+    async with LocalNexus() as server:
+        yield server
+
+
+@pytest.fixture
+async def client(nexus: LocalNexus) -> AsyncIterator[AsyncClient]:
+    async with AsyncClient(nexus.secret_key, base_url=nexus.base_url, retry=FAST_RETRY) as c:
+        yield c
+
+
+@pytest.fixture
+def jobs(client: AsyncClient, nexus: LocalNexus) -> Jobs:
+    return client.get_project(nexus.project_id).batch.jobs

@@ -1,0 +1,70 @@
+"""Helpers for tests against the local server over real HTTP."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+
+import httpx
+from PIL import Image, ImageDraw
+
+from nexus_async import AsyncClient, Job, Jobs
+from nexus_async.server import LocalNexus
+
+# A webhook endpoint nobody listens on: deliveries fail at once (connection refused).
+DEAD_ENDPOINT = "http://127.0.0.1:9/unreachable"
+
+
+def png_data_url(size: int = 16, box: tuple[int, int, int, int] = (4, 4, 11, 11)) -> str:
+    """A tiny PNG with a white square on black, as a data: URL the server can gather."""
+    image = Image.new("L", (size, size), 0)
+    ImageDraw.Draw(image).rectangle(box, fill=255)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def job_options(
+    nexus: LocalNexus,
+    items: int = 3,
+    *,
+    urls: Sequence[str] | None = None,
+    **times: int,
+) -> dict[str, object]:
+    """Options for a job over `items` tiny images whose deliveries fail fast."""
+    dataset_id = nexus.seed_dataset(list(urls) if urls is not None else [png_data_url()] * items)
+    webhook_id = nexus.seed_webhook(DEAD_ENDPOINT, max_retries=0, max_backoff_ms=1)
+    return {
+        "dataset_id": dataset_id,
+        "webhook_id": webhook_id,
+        "deployment_id": nexus.deployment_id,
+        **times,
+    }
+
+
+async def create_jobs(jobs: Jobs, nexus: LocalNexus, count: int, items: int = 1) -> list[Job]:
+    options = job_options(nexus, items)
+    return [await jobs.create(f"job-{i}", options) for i in range(count)]
+
+
+async def quiet_job(jobs: Jobs, nexus: LocalNexus) -> Job:
+    """A job that starts in the far future, so it writes no log entries of its own."""
+    return await jobs.create("quiet", job_options(nexus, start_at_time=10**13 - 1))
+
+
+def pool_connections(client: AsyncClient) -> list[object]:
+    """The connections of the client's httpx pool."""
+    transport = client._http.client._transport
+    assert isinstance(transport, httpx.AsyncHTTPTransport)
+    return list(transport._pool.connections)
+
+
+def assert_pool_idle(client: AsyncClient) -> None:
+    """No request is waiting for, or holding, a connection of the client's pool."""
+    transport = client._http.client._transport
+    assert isinstance(transport, httpx.AsyncHTTPTransport)
+    pool = transport._pool
+    assert not pool._requests, "a request is still queued or in flight"
+    for connection in pool.connections:
+        assert connection.is_idle() or connection.is_closed(), f"connection in use: {connection}"
