@@ -249,3 +249,21 @@ def test_bare_project_id_gets_prefix() -> None:
     client = Script().client()
     assert client.get_project("abc123").project_id == "proj_abc123"
     assert client.get_project("proj_abc123").project_id == "proj_abc123"
+
+
+async def test_exceptions_leave_the_client_block_unwrapped() -> None:
+    with pytest.raises(errors.NotFoundError):
+        async with Script(error(404)).client() as client:
+            await client.get_project(PROJECT).batch.jobs.get(JOB_ID)
+    with pytest.raises(KeyError):
+        async with Script().client():
+            raise KeyError("mine")
+
+
+async def test_outer_cancel_passes_through_the_client_block() -> None:
+    t0 = anyio.current_time()
+    with anyio.move_on_after(0.1) as scope:
+        async with Script().client():
+            await anyio.sleep(5)
+    assert scope.cancelled_caught
+    assert anyio.current_time() - t0 < 1
