@@ -37,7 +37,8 @@ DATASET_ID = wire.DATASET["id"]
 
 def crc(data: bytes) -> str:
     """The spec's checksum, computed independently of the SDK."""
-    return base64.b64encode(google_crc32c.Checksum(data).digest()).decode()
+    value: int = google_crc32c.value(data)
+    return base64.b64encode(value.to_bytes(4, "big")).decode()
 
 
 def ndjson(*urls: str) -> bytes:
