@@ -134,9 +134,12 @@ class _RecentIds:
     Insertion order is time order, so expired and surplus IDs are both at the front.
     """
 
-    def __init__(self, max_size: int, ttl: float) -> None:
+    def __init__(
+        self, max_size: int, ttl: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.max_size = max_size
         self.ttl = ttl
+        self._clock = clock
         self._seen: collections.OrderedDict[str, float] = collections.OrderedDict()
 
     def __len__(self) -> int:
@@ -148,12 +151,13 @@ class _RecentIds:
             seen.popitem(last=False)
 
     def __contains__(self, ident: str) -> bool:
-        self._expire(time.monotonic())
+        self._expire(self._clock())
         return ident in self._seen
 
     def add(self, ident: str) -> None:
-        self._seen[ident] = time.monotonic()
-        self._expire(time.monotonic())
+        now = self._clock()
+        self._seen[ident] = now
+        self._expire(now)
 
 
 @attrs.frozen
