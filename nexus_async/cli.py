@@ -81,7 +81,8 @@ def _jobs_table(jobs: Sequence[Job], title: str) -> Any:
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
-    for column in ("id", "name", "overview", "message", "delivered", "failed", "created"):
+    table.add_column("id", no_wrap=True)
+    for column in ("name", "overview", "message", "delivered", "failed", "created"):
         table.add_column(column, justify="right" if column in ("delivered", "failed") else "left")
     for job in jobs:
         c = job.status.items
@@ -282,7 +283,8 @@ async def _datasets_list(args: argparse.Namespace, batch: Batch, out: Console) -
             _json_out(dataset)
         return
     table = Table(title=f"{len(found)} dataset(s)", title_justify="left")
-    for column in ("id", "name", "overview", "items", "created"):
+    table.add_column("id", no_wrap=True)
+    for column in ("name", "overview", "items", "created"):
         table.add_column(column)
     for d in found:
         table.add_row(
@@ -352,7 +354,8 @@ async def _webhooks_list(args: argparse.Namespace, batch: Batch, out: Console) -
             _json_out(webhook)
         return
     table = Table(title=f"{len(found)} webhook(s)", title_justify="left")
-    for column in ("id", "name", "endpoint", "retries", "created"):
+    table.add_column("id", no_wrap=True)
+    for column in ("name", "endpoint", "retries", "created"):
         table.add_column(column)
     for w in found:
         table.add_row(
