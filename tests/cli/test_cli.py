@@ -98,7 +98,7 @@ def test_jobs_commands(
     later = make_job(server, capsys, start_at_time=str(10**13 - 1))
     cancelled = run_json(capsys, "jobs", "cancel", later["id"])
     assert cancelled["id"] == later["id"]
-    code, out, err = run(capsys, "jobs", "wait", later["id"], "--interval", "0.2")
+    code, out, _err = run(capsys, "jobs", "wait", later["id"], "--interval", "0.2")
     assert code == 1, "waiting on a job that ends Failed exits 1"
     assert "cancelled" in out
 
@@ -161,7 +161,7 @@ def test_webhooks_commands(
 
 
 def test_errors_are_one_line(env: LocalNexus, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "jobs", "get", "batchjob_00000000-0000-0000-0000-000000000000")
+    code, _out, err = run(capsys, "jobs", "get", "batchjob_00000000-0000-0000-0000-000000000000")
     assert code == 1
     assert err.startswith("error: ")
     assert len(err.strip().splitlines()) == 1
