@@ -287,17 +287,16 @@ class ControlMiddleware:
             await send(message)
 
         delay = 0.0 if static else self.latency()
-        if delay > 0:
-            await anyio.sleep(delay)
         fault = self.faults.take(method, path)
-        if fault is None:
+        if fault is not None:
+            record.faulted = True
+            delay += fault.latency or 0.0
+        if delay > 0:
+            receive, gone = await _wait(delay, receive)
+            if gone:  # the client gave up while we were slow: nobody to answer
+                return
+        if fault is None or (fault.status is None and not fault.drop):
             await self.app(scope, receive, recording_send)
-            return
-        record.faulted = True
-        if fault.latency:
-            await anyio.sleep(fault.latency)
-        if fault.status is None and not fault.drop:
-            await self.app(scope, receive, recording_send)  # a pure slow-down
             return
         if fault.after_handling:
             await self.app(scope, receive, _discard)
@@ -311,6 +310,29 @@ class ControlMiddleware:
             headers.append((b"retry-after", _retry_after_text(fault.retry_after).encode()))
         record.status = fault.status
         await _send_json(send, fault.status, error_json("injected fault", fault.status), headers)
+
+
+async def _wait(seconds: float, receive: Receive) -> tuple[Receive, bool]:
+    """Sleep ``seconds``, ending early if the client disconnects.
+
+    Returns a ``receive`` that replays the body messages read meanwhile, and whether the
+    client went away. Watching for the disconnect keeps a slow request from outliving its
+    client (and from holding up server shutdown).
+    """
+    buffered: list[Message] = []
+    gone = False
+    with anyio.move_on_after(seconds):
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                gone = True
+                break
+            buffered.append(message)
+
+    async def replay() -> Message:
+        return buffered.pop(0) if buffered else await receive()
+
+    return replay, gone
 
 
 async def _discard(message: Message) -> None:

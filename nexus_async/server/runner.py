@@ -153,19 +153,20 @@ class Runner:
     ) -> None:
         """Serve until cancelled; ``task_status.started()`` once jobs can be submitted."""
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
-        async with (
-            httpx.AsyncClient(
-                trust_env=False,
-                follow_redirects=False,
-                limits=limits,
-                headers={"user-agent": USER_AGENT},
-            ) as client,
-            anyio.create_task_group() as tg,
-        ):
-            self._client, self._tg = client, tg
+        async with httpx.AsyncClient(
+            trust_env=False,
+            follow_redirects=False,
+            limits=limits,
+            headers={"user-agent": USER_AGENT},
+        ) as client:
+            # The client outlives the task group: cancelled jobs may still touch it while
+            # they unwind.
+            self._client = client
             try:
-                task_status.started()
-                await anyio.sleep_forever()
+                async with anyio.create_task_group() as tg:
+                    self._tg = tg
+                    task_status.started()
+                    await anyio.sleep_forever()
             finally:
                 self._client, self._tg = None, None
 
