@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import google_crc32c
 import httpx
 import pytest
@@ -27,8 +28,10 @@ from nexus_async import (
 )
 from nexus_async import _datasets as datasets_module
 from nexus_async._convert import structure, unstructure
+from nexus_async._http import Retry
 
 from . import wire_batch as wire
+from .batch_live import POLL, live, write_ndjson
 from .mock import FAST_RETRY, KEY, PROJECT, Script, body, error, ok
 
 BASE = f"/projects/{PROJECT}/batch/datasets"
@@ -504,3 +507,101 @@ async def test_bad_wait_arguments_fail_before_anything_is_sent(
     with pytest.raises(ValidationError, match=match):
         await datasets.wait_until_done(DATASET_ID, **kwargs)
     assert script.requests == []
+
+
+# ----------------------------------------------------- live, against LocalNexus
+
+
+async def test_live_create_upload_wait_list_delete(tmp_path: Path) -> None:
+    with anyio.fail_after(20):
+        async with live(tmp_path, images=3) as (nexus, batch):
+            urls = [nexus.static_url(f"item-{i}.png") for i in range(3)]
+            path = write_ndjson(tmp_path / "items.ndjson", urls)
+            with path.open("a") as extra:
+                extra.write("\n")  # blank lines are skipped on both sides
+
+            created = await batch.datasets.create("live", path)
+            ready = await batch.datasets.wait_until_done(created.id, **POLL)
+
+            assert ready.status.is_ready
+            assert ready.status.item_count == 3
+            assert ready.status.source.size_bytes == path.stat().st_size
+            assert [d.id async for d in batch.datasets.iter()] == [created.id]
+            assert (await batch.datasets.delete(created.id)).deleted is True
+            assert (await batch.datasets.list()).data == []
+
+
+async def test_live_create_from_items(tmp_path: Path) -> None:
+    with anyio.fail_after(20):
+        async with live(tmp_path, images=2) as (nexus, batch):
+
+            async def items() -> AsyncIterator[Any]:
+                yield nexus.static_url("item-0.png")
+                yield {"url": nexus.static_url("item-1.png")}
+
+            created = await batch.datasets.create_from_items("from-items", items())
+            ready = await batch.datasets.wait_until_done(created.id, **POLL)
+            assert ready.status.item_count == 2
+
+
+async def test_live_upload_is_retried_after_a_storage_fault(tmp_path: Path) -> None:
+    with anyio.fail_after(20):
+        async with live(tmp_path, images=1) as (nexus, batch):
+            nexus.inject_fault("PUT", "/_nexus/uploads/", status=503)
+            path = write_ndjson(tmp_path / "items.ndjson", [nexus.static_url("item-0.png")])
+            created = await batch.datasets.create("retried", path)
+            ready = await batch.datasets.wait_until_done(created.id, **POLL)
+            uploads = [r for r in nexus.requests if r.method == "PUT"]
+            assert [r.status for r in uploads] == [503, 200]
+            assert ready.status.item_count == 1
+
+
+async def test_live_checksum_mismatch_fails_the_upload(tmp_path: Path) -> None:
+    """A file that does not match its declared CRC32C is refused, and the wait says so."""
+    with anyio.fail_after(20):
+        async with live(tmp_path) as (nexus, batch):
+            content = ndjson("https://cdn.test/1.png")
+            http = batch.datasets._http
+            base = f"/projects/{nexus.project_id}/batch/datasets"
+            source = {"kind": "UploadedNewlineDelimitedJsonFile", "crc32c": crc(content + b"x")}
+            spec = {"source": {**source, "sizeBytes": len(content)}}
+            created = await http.request(
+                "POST", base, into=Dataset, retry=Retry.UNSENT, body={"name": "bad", "spec": spec}
+            )
+            upload = created.status.source.upload_url
+
+            async def body() -> AsyncIterator[bytes]:
+                yield content
+
+            with pytest.raises(BadRequestError, match=r"(?i)crc32c"):
+                await http.upload(
+                    upload.method,
+                    upload.url,
+                    headers={**upload.headers, "Content-Length": str(len(content))},
+                    content=body,
+                )
+            with pytest.raises(DatasetFailedError) as info:
+                await batch.datasets.wait_until_done(created.id, **POLL)
+            assert info.value.dataset.status.overview is DatasetStatusOverview.FAILED_UPLOAD
+
+
+async def test_live_bad_ndjson_never_reaches_the_server(tmp_path: Path) -> None:
+    with anyio.fail_after(20):
+        async with live(tmp_path) as (nexus, batch):
+            path = tmp_path / "items.ndjson"
+            path.write_text('{"kind": "Image", "url": "https://a"}\n{"kind": "Image", "url": 3}\n')
+            with pytest.raises(DatasetFileError, match="line 2") as info:
+                await batch.datasets.create("bad", path)
+            assert info.value.line == 2
+            assert nexus.requests == []
+
+
+async def test_live_processing_failure_names_the_line(tmp_path: Path) -> None:
+    """The server may refuse an item the SDK cannot judge (here an ftp: URL)."""
+    with anyio.fail_after(20):
+        async with live(tmp_path) as (_, batch):
+            path = write_ndjson(tmp_path / "items.ndjson", ["https://a.test/1", "ftp://a.test/2"])
+            created = await batch.datasets.create("ftp", path)
+            with pytest.raises(DatasetFailedError, match="line 2") as info:
+                await batch.datasets.wait_until_done(created.id, **POLL)
+            assert info.value.dataset.status.overview is DatasetStatusOverview.FAILED_PROCESSING
