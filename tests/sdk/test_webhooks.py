@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from nexus_async import (
     CreatedWebhook,
+    Delivery,
+    DeliveryReceiver,
+    NotFoundError,
     ServerError,
     ValidationError,
     Webhook,
@@ -17,11 +22,14 @@ from nexus_async import (
     WebhookSecret,
     WebhookSpec,
     WebhookTestResponse,
+    signing,
 )
 from nexus_async._convert import structure, unstructure
 from nexus_async.models import PaginationResponse
+from nexus_async.server._serve import serve_asgi
 
 from . import wire_batch as wire
+from .batch_live import live
 from .mock import PROJECT, Script, body, error, ok
 
 BASE = f"/projects/{PROJECT}/batch/webhooks"
@@ -331,3 +339,90 @@ async def test_bad_ids_fail_for_update_and_update_secret(
     with pytest.raises(ValidationError, match="webhook_id"):
         await webhooks.update_secret("webhook_a#b", SECRET)
     assert script.requests == []
+
+
+# ----------------------------------------------------- live, against LocalNexus
+
+
+async def test_live_crud(tmp_path: Path) -> None:
+    with anyio.fail_after(20):
+        async with live(tmp_path) as (_, batch):
+            created = await batch.webhooks.create("crud", {"endpoint": "https://a.test/hook"})
+            assert created.retries == WebhookRetries(3, 15000)
+            fetched = await batch.webhooks.get(created.id)
+            assert not isinstance(fetched, CreatedWebhook)
+            assert fetched.endpoint == "https://a.test/hook"
+
+            updated = await batch.webhooks.update(
+                created.id,
+                {"endpoint": "https://b.test/hook", "retries": {"max_retries": 0}},
+            )
+            assert updated.endpoint == "https://b.test/hook"
+            assert updated.retries == WebhookRetries(0, 15000)
+            assert (await batch.webhooks.update_secret(created.id, SECRET)).id == created.id
+            assert [w.id async for w in batch.webhooks.iter()] == [created.id]
+
+            assert (await batch.webhooks.delete(created.id)).deleted is True
+            with pytest.raises(NotFoundError):
+                await batch.webhooks.get(created.id)
+
+
+async def test_live_secret_rotation(tmp_path: Path) -> None:
+    """Rotate with no window in which genuine deliveries are refused."""
+    old, new = signing.generate_secret(), signing.generate_secret()
+
+    async def ignore(delivery: Delivery) -> None:
+        pass
+
+    receiver = DeliveryReceiver(old, ignore)
+    with anyio.fail_after(20):
+        async with live(tmp_path) as (_, batch), serve_asgi(receiver.app("/hook")) as url:
+            webhook = await batch.webhooks.create(
+                "rotating",
+                {
+                    "endpoint": url + "/hook",
+                    "secret": {"contents": old},
+                    "retries": {"max_retries": 0, "max_retry_delay": 1},
+                },
+            )
+            assert (await batch.webhooks.test(webhook.id)).status == "Succeeded"
+
+            receiver.secrets = [new, old]  # 1. the receiver learns the new secret
+            assert (await batch.webhooks.test(webhook.id)).status == "Succeeded"
+            await batch.webhooks.update_secret(webhook.id, new)  # 2. the API signs with it
+            assert (await batch.webhooks.test(webhook.id)).status == "Succeeded"
+            receiver.secrets = [new]  # 3. the old one is retired
+            assert (await batch.webhooks.test(webhook.id)).status == "Succeeded"
+
+            receiver.secrets = [old]  # a receiver that missed the rotation refuses
+            report = await batch.webhooks.test(webhook.id)
+            assert (report.status, report.response_code) == ("Failed", 401)
+
+
+async def test_live_test_reports_a_failing_endpoint(tmp_path: Path) -> None:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    calls = 0
+
+    async def broken(request: Request) -> JSONResponse:
+        nonlocal calls
+        calls += 1
+        return JSONResponse({"error": "database down"}, status_code=500)
+
+    app = Starlette(routes=[Route("/hook", broken, methods=["POST"])])
+    with anyio.fail_after(20):
+        async with live(tmp_path) as (_, batch), serve_asgi(app) as url:
+            webhook = await batch.webhooks.create(
+                "broken",
+                {"endpoint": url + "/hook", "retries": {"max_retries": 1, "max_retry_delay": 1}},
+            )
+            report = await batch.webhooks.test(webhook.id)
+    assert report.status == "Failed"
+    assert report.response_code == 500
+    assert report.attempt_count == 2
+    assert report.body is not None
+    assert "database down" in report.body
+    assert calls == 2
