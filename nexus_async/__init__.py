@@ -8,6 +8,7 @@ Example:
 
 from ._backoff import Backoff, RetryPolicy
 from ._client import AsyncClient, Batch, Project
+from ._convert import structure, unstructure
 from ._datasets import Datasets
 from ._jobs import Jobs
 from ._version import __version__
@@ -151,6 +152,8 @@ __all__ = [
     "WebhookTestResponse",
     "Webhooks",
     "__version__",
+    "structure",
+    "unstructure",
     "parse_delivery",
     "verify_delivery",
 ]

@@ -89,6 +89,7 @@ from __future__ import annotations
 
 from ._core import NexusCore
 from ._local import LocalNexus
+from ._serve import serve_asgi
 from .app import create_app
 from .faults import Fault, RequestRecord
 from .predictor import ForegroundPredictor, Prediction, PredictionError, Predictor, Tag
@@ -104,4 +105,5 @@ __all__ = [
     "RequestRecord",
     "Tag",
     "create_app",
+    "serve_asgi",
 ]
