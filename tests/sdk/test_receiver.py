@@ -6,7 +6,9 @@ import base64
 import json
 import logging
 import time
+from collections.abc import Mapping
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -28,12 +30,14 @@ from nexus_async import (
     WebhookTestResponse,
     parse_delivery,
     receiver,
+    signing,
     verify_delivery,
 )
 from nexus_async._convert import _renames, structure, unstructure
 from nexus_async.server._serve import serve_asgi
 
 from . import wire_batch as wire
+from .batch_live import POLL, live, write_ndjson
 
 SECRET = base64.b64encode(bytes(range(32))).decode()
 NEW_SECRET = base64.b64encode(bytes(range(100, 132))).decode()
@@ -459,3 +463,62 @@ def test_importing_the_receiver_does_not_import_starlette() -> None:
         "assert 'starlette' not in sys.modules, 'starlette imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ----------------------------------------------------- live, against LocalNexus
+
+
+async def test_live_full_flow_every_item_arrives_once_verified(tmp_path: Path) -> None:
+    """Images -> NDJSON -> dataset -> webhook -> job -> each result received once."""
+    count = 6
+    inbox = Inbox()
+    rejected: list[int] = []
+
+    class Counting(DeliveryReceiver):
+        def handle(self, body: bytes, headers: Mapping[str, str]) -> receiver.ReceiverResponse:
+            answer = super().handle(body, headers)
+            if answer.status != 200:
+                rejected.append(answer.status)
+            return answer
+
+    # The receiver is deployed before the webhook exists; it learns the secret after.
+    target = Counting(signing.generate_secret(), inbox)
+    with anyio.fail_after(30):
+        async with (
+            live(tmp_path, images=count) as (nexus, batch),
+            serve_asgi(target.app("/results")) as url,
+        ):
+            urls = [nexus.static_url(f"item-{i}.png") for i in range(count)]
+            dataset = await batch.datasets.create(
+                "flow", write_ndjson(tmp_path / "items.ndjson", urls)
+            )
+            webhook = await batch.webhooks.create("flow", {"endpoint": url + "/results"})
+            target.secrets = webhook.secret  # the SDK-generated secret the API signs with
+            await batch.datasets.wait_until_done(dataset.id, **POLL)
+
+            job = await batch.jobs.create(
+                "flow",
+                {
+                    "dataset_id": dataset.id,
+                    "webhook_id": webhook.id,
+                    "deployment_id": nexus.deployment_id,
+                },
+            )
+            done = await batch.jobs.wait_until_done(job.id, interval=0.05, timeout=20)
+            await inbox.settle(count)
+
+    items = done.status.items
+    assert str(done.status.overview) == "Reached"
+    assert (items.gathered, items.predicted, items.delivered) == (count, count, count)
+    assert items.failed_deliver == 0
+    assert rejected == []  # every delivery carried a valid signature
+    assert len(inbox.deliveries) == count
+    assert len({d.delivery_id for d in inbox.deliveries}) == count
+    assert sorted(d.item.url for d in inbox.deliveries) == sorted(urls)
+    assert all(d.predictions for d in inbox.deliveries)  # each image has a white square
+    for delivery in inbox.deliveries:
+        assert delivery.job_id == job.id
+        assert delivery.project_id == nexus.project_id
+        for prediction in delivery.predictions:
+            assert len(prediction.bound) == 4
+            assert all(0.0 <= v <= 1.0 for point in prediction.bound for v in point)
