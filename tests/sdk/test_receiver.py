@@ -34,7 +34,7 @@ from nexus_async import (
     verify_delivery,
 )
 from nexus_async._convert import _renames, structure, unstructure
-from nexus_async.server._serve import serve_asgi
+from nexus_async.server import serve_asgi
 
 from . import wire_batch as wire
 from .batch_live import POLL, live, write_ndjson

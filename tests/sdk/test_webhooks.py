@@ -26,7 +26,7 @@ from nexus_async import (
 )
 from nexus_async._convert import structure, unstructure
 from nexus_async.models import PaginationResponse
-from nexus_async.server._serve import serve_asgi
+from nexus_async.server import serve_asgi
 
 from . import wire_batch as wire
 from .batch_live import live
