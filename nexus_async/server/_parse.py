@@ -59,9 +59,11 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         raise ApiError(400, "the request body must be a JSON object (got an empty body)")
     try:
-        value = json.loads(raw)
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ApiError(400, "the request body is not UTF-8 JSON") from exc
+    try:
+        value = json.loads(text)
     except ValueError as exc:
         raise ApiError(400, f"the request body is not valid JSON: {exc}") from exc
     if not isinstance(value, dict):

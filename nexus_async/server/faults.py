@@ -136,8 +136,10 @@ class FaultBook:
 class RequestRecord:
     """One request as the server saw it.
 
-    ``status`` is the status the client was sent; None while the request is in flight or
-    when the connection was dropped. ``time`` is when it arrived (``time.time()``).
+    ``status`` is the status the client was sent: None while the request is in flight, when
+    the connection was dropped, or when the client left before the answer. ``time`` is when
+    it arrived and ``ended`` when the server was done with it (``time.time()``; ``ended`` is
+    None while in flight). ``faulted`` tells that an injected fault matched it.
     """
 
     method: str
@@ -146,6 +148,7 @@ class RequestRecord:
     time: float
     status: int | None = None
     faulted: bool = False
+    ended: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -154,6 +157,7 @@ class RequestRecord:
             "query": self.query,
             "status": self.status,
             "time": self.time,
+            "ended": self.ended,
             "faulted": self.faulted,
         }
 
@@ -215,8 +219,8 @@ async def drop_connection(scope: Scope, receive: Receive) -> None:
     """Close this request's TCP connection without sending any response."""
     server, client = scope.get("server"), scope.get("client")
     dropped = False
-    if server and client:
-        dropped = _shutdown_socket((server[0], int(server[1])), (client[0], int(client[1])))
+    if server and client and isinstance(server[1], int) and isinstance(client[1], int):
+        dropped = _shutdown_socket((server[0], server[1]), (client[0], client[1]))
     if not dropped:
         raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
     # Let the server notice the closed connection before this app returns, so it does
@@ -226,10 +230,11 @@ async def drop_connection(scope: Scope, receive: Receive) -> None:
             pass
 
 
-async def _send_json(
-    send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]]
+async def _send_error(
+    send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]]
 ) -> None:
-    payload = json.dumps(body).encode()
+    """Answer with the spec's error body, from plain ASGI."""
+    payload = json.dumps(error_json(message, status)).encode()
     await send(
         {
             "type": "http.response.start",
@@ -286,8 +291,16 @@ class ControlMiddleware:
                 record.status = int(message["status"])
             await send(message)
 
+        try:
+            await self._handle(scope, receive, recording_send, record, static)
+        finally:
+            record.ended = time.time()
+
+    async def _handle(
+        self, scope: Scope, receive: Receive, send: Send, record: RequestRecord, static: bool
+    ) -> None:
         delay = 0.0 if static else self.latency()
-        fault = self.faults.take(method, path)
+        fault = self.faults.take(record.method, record.path)
         if fault is not None:
             record.faulted = True
             delay += fault.latency or 0.0
@@ -296,7 +309,7 @@ class ControlMiddleware:
             if gone:  # the client gave up while we were slow: nobody to answer
                 return
         if fault is None or (fault.status is None and not fault.drop):
-            await self.app(scope, receive, recording_send)
+            await self.app(scope, receive, send)
             return
         if fault.after_handling:
             await self.app(scope, receive, _discard)
@@ -308,8 +321,7 @@ class ControlMiddleware:
         headers = []
         if fault.retry_after is not None:
             headers.append((b"retry-after", _retry_after_text(fault.retry_after).encode()))
-        record.status = fault.status
-        await _send_json(send, fault.status, error_json("injected fault", fault.status), headers)
+        await _send_error(send, fault.status, "injected fault", headers)
 
 
 async def _wait(seconds: float, receive: Receive) -> tuple[Receive, bool]:
