@@ -12,6 +12,8 @@ import anyio
 import google_crc32c
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nexus_async import (
     AsyncClient,
@@ -605,3 +607,89 @@ async def test_live_processing_failure_names_the_line(tmp_path: Path) -> None:
             with pytest.raises(DatasetFailedError, match="line 2") as info:
                 await batch.datasets.wait_until_done(created.id, **POLL)
             assert info.value.dataset.status.overview is DatasetStatusOverview.FAILED_PROCESSING
+
+
+# ------------------------------------------- the scanner against a plain reference
+
+LINES = [
+    b'{"kind":"Image","url":"https://x.test/1.png"}',
+    b'{"kind": "Image", "url": "https://x.test/2.png", "extra": [1, 2]}',
+    b'  {"url": "data:image/png;base64,AAAA", "kind": "Image"}  ',
+    b'{"kind":"Image","url":"https://x.test/\xc3\xa9.png"}\r',
+    b'{"kind":"Image","url":"https://x.test/\\u00e9"}',
+    b"",
+    b"   ",
+    b"\r",
+    b'{"kind":"Image"}',
+    b'{"kind":"Video","url":"https://x.test/v"}',
+    b'{"kind":"Image","url":"https://x.test/a b"}',
+    b'{"kind":"Image","url":"https://x.test/a\\tb"}',
+    b'{"kind":"Image","url":""}',
+    b'{"kind":"Image","url":null}',
+    b'[{"kind":"Image","url":"https://x.test/1"}]',
+    b'{"kind":"Image","url":"https://x.test/1"} trailing',
+    b'{"kind":"Image","url":"https://x.test/1"}{"kind":"Image","url":"https://x.test/2"}',
+    b'{"kind":"Image","url":"https://x.test/1"',
+    b"NaN",
+    b'"https://x.test/1"',
+    b"\xff\xfe",
+    b'{"kind":"Image","url":"https://x.test/\xe2\x80\xa8"}',
+]
+
+
+def reference_scan(content: bytes) -> tuple[int, int | None]:
+    """Items counted before the first bad line, and that line (None if all are good)."""
+    items = 0
+    lines = content.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    for number, raw in enumerate(lines, start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return items, number
+        if not text.strip():
+            continue
+        try:
+            item = json.loads(text)
+        except ValueError:
+            return items, number
+        if datasets_module._item_problem(item) is not None:
+            return items, number
+        items += 1
+    return items, None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lines=st.lists(
+        st.one_of(
+            st.sampled_from(LINES),
+            st.text(st.characters(blacklist_characters="\n"), max_size=20).map(str.encode),
+        ),
+        max_size=30,
+    ),
+    final_newline=st.booleans(),
+    chunk=st.integers(min_value=1, max_value=80),
+)
+def test_the_scanner_agrees_with_a_line_by_line_reference(
+    lines: list[bytes], final_newline: bool, chunk: int
+) -> None:
+    content = b"\n".join(lines) + (b"\n" if final_newline and lines else b"")
+    expected_items, expected_line = reference_scan(content)
+    scan = datasets_module._NdjsonScan("x.ndjson")
+
+    def feed_all() -> None:
+        for start in range(0, len(content), chunk):
+            scan.feed(content[start : start + chunk])
+        scan.finish()
+
+    if expected_line is not None or expected_items == 0:
+        with pytest.raises(DatasetFileError) as info:
+            feed_all()
+        assert info.value.line == expected_line  # None: "has no items"
+        return
+    feed_all()
+    assert scan.items == expected_items
+    assert scan.size == len(content)
+    assert scan.crc.b64() == crc(content)
