@@ -152,23 +152,16 @@ __all__ = [
     "WebhookTestResponse",
     "Webhooks",
     "__version__",
+    "parse_delivery",
     "structure",
     "unstructure",
-    "parse_delivery",
     "verify_delivery",
 ]
 
-# Tracebacks and reprs show the public path, as httpx does.
-for _name in (
-    "AsyncClient",
-    "Batch",
-    "Project",
-    "Jobs",
-    "Datasets",
-    "Webhooks",
-    "DeliveryReceiver",
-    "Backoff",
-    "RetryPolicy",
-):
-    globals()[_name].__module__ = "nexus_async"
-del _name
+# Tracebacks and reprs show the public path, as httpx does, for what lives in
+# private modules.
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("nexus_async._"):
+        _obj.__module__ = "nexus_async"
+del _name, _obj
