@@ -665,7 +665,9 @@ def reference_scan(content: bytes) -> tuple[int, int | None]:
     lines=st.lists(
         st.one_of(
             st.sampled_from(LINES),
-            st.text(st.characters(blacklist_characters="\n"), max_size=20).map(str.encode),
+            st.text(st.characters(codec="utf-8", exclude_characters="\n"), max_size=20).map(
+                str.encode
+            ),
         ),
         max_size=30,
     ),
