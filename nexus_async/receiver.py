@@ -303,6 +303,9 @@ class DeliveryReceiver:
         if self._send is not None:
             raise RuntimeError("this DeliveryReceiver is already running")
         send, receive = anyio.create_memory_object_stream[Delivery](self.max_pending)
+        # The block's own exception is kept out of the task group, which would wrap it
+        # in an ExceptionGroup; it is raised as is once the workers are done.
+        error: BaseException | None = None
         async with anyio.create_task_group() as tg:
             with receive:
                 for _ in range(self.concurrency):
@@ -310,10 +313,14 @@ class DeliveryReceiver:
             self._send = send
             try:
                 yield self
+            except BaseException as exc:
+                error = exc
             finally:
                 self._send = None
                 send.close()  # workers finish what is queued, then stop
                 tg.cancel_scope.deadline = anyio.current_time() + self.drain_timeout
+        if error is not None:
+            raise error
 
     @asynccontextmanager
     async def lifespan(self, app: object) -> AsyncIterator[None]:

@@ -425,6 +425,26 @@ def test_bad_receiver_arguments(args: tuple[Any, ...], kwargs: dict[str, Any], m
         DeliveryReceiver(args[0], noop, **kwargs)
 
 
+async def test_an_error_in_the_running_block_comes_out_as_is(
+    make_receiver: Any, inbox: Inbox
+) -> None:
+    target = make_receiver()
+    with pytest.raises(KeyError, match="boom"):
+        async with target.running(), http(target) as client:
+            assert (await post(client, wire.DELIVERY)).status_code == 200
+            raise KeyError("boom")
+    assert len(inbox.deliveries) == 1  # what was acknowledged was still handed over
+
+
+async def test_cancelling_from_outside_stops_the_receiver_promptly(make_receiver: Any) -> None:
+    target = make_receiver()
+    with anyio.fail_after(5), anyio.move_on_after(0.05) as scope:
+        async with target.running():
+            await anyio.sleep(10)
+    assert scope.cancelled_caught
+    assert "stopped" in repr(target)
+
+
 async def test_running_twice_is_refused(make_receiver: Any) -> None:
     target = make_receiver()
     async with target.running():
