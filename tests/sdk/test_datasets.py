@@ -695,3 +695,15 @@ def test_the_scanner_agrees_with_a_line_by_line_reference(
     assert scan.items == expected_items
     assert scan.size == len(content)
     assert scan.crc.b64() == crc(content)
+
+
+async def test_live_cancelling_during_the_upload_deletes_the_dataset(tmp_path: Path) -> None:
+    with anyio.fail_after(20):
+        async with live(tmp_path, images=1) as (nexus, batch):
+            nexus.inject_fault("PUT", "/_nexus/uploads/", status=None, latency=10.0)
+            path = write_ndjson(tmp_path / "items.ndjson", [nexus.static_url("item-0.png")])
+            with anyio.move_on_after(0.5) as scope:
+                await batch.datasets.create("cancelled", path)
+            assert scope.cancelled_caught
+            assert (await batch.datasets.list()).data == []
+            assert [r.method for r in nexus.requests] == ["POST", "PUT", "DELETE", "GET"]
