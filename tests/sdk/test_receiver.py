@@ -464,14 +464,19 @@ async def test_handle_is_framework_neutral(make_receiver: Any, inbox: Inbox) -> 
 
 async def test_the_app_serves_over_real_http_with_its_lifespan(inbox: Inbox) -> None:
     app = receiver.receiver_app(SECRET, inbox, path="/webhooks/nexus")
+    raw, headers = wire.signed(SECRET, wire.DELIVERY)
+    refused = [change(raw, headers) for change in (_tamper, _wrong_secret, _stale)]
     with anyio.fail_after(10):
         async with serve_asgi(app) as url, httpx.AsyncClient(base_url=url) as client:
-            raw, headers = wire.signed(SECRET, wire.DELIVERY)
             good = await client.post("/webhooks/nexus", content=raw, headers=headers)
-            bad = await client.post("/webhooks/nexus", content=raw + b" ", headers=headers)
+            bad = [
+                (await client.post("/webhooks/nexus", content=body, headers=h)).status_code
+                for body, h in refused
+            ]
             await inbox.settle(1)
-    assert (good.status_code, bad.status_code) == (200, 401)
-    assert inbox.deliveries[0].delivery_id == wire.DELIVERY["deliveryId"]
+    assert good.status_code == 200
+    assert bad == [401, 401, 401]  # tampered body, wrong secret, stale timestamp
+    assert [d.delivery_id for d in inbox.deliveries] == [wire.DELIVERY["deliveryId"]]
 
 
 def test_importing_the_receiver_does_not_import_starlette() -> None:
