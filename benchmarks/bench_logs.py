@@ -1,0 +1,261 @@
+"""Log streaming: `get_all_logs` against the reference's `get_all_log_entries`.
+
+Each contender streams a job's whole log in a fresh interpreter (so the peak RSS it
+reports is its own) and checks the stream as it goes, in constant memory: the API
+returns entries newest first, ordered by (createTime, id) descending, so a stream
+that is strictly descending holds no entry twice, and one that is strictly
+descending and has the seeded count has lost none.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from nexus_async import AsyncClient
+
+from ._common import (
+    Report,
+    Row,
+    Server,
+    Target,
+    bench_main,
+    fmt_ratio,
+    median,
+    peak_rss_mb,
+    reference_project,
+    run_child,
+    serve,
+)
+
+CONTENDERS = {"ours": "nexus_async `get_all_logs`", "ref": "reference `get_all_log_entries`"}
+
+
+# ------------------------------------------------------------------------ the child
+
+
+class StreamCheck:
+    """Counts a stream of (create_time, id) keys and what breaks strict descending order."""
+
+    def __init__(self) -> None:
+        self.entries = 0
+        self.out_of_order = 0
+        self._last: tuple[int, str] | None = None
+
+    def add(self, create_time: int, entry_id: str) -> None:
+        key = (create_time, entry_id)
+        if self._last is not None and key >= self._last:
+            self.out_of_order += 1
+        self._last = key
+        self.entries += 1
+
+
+def _stream_ours(args: argparse.Namespace, check: StreamCheck) -> None:
+    async def go() -> None:
+        async with AsyncClient(args.key, base_url=args.base_url) as client:
+            jobs = client.get_project(args.project).batch.jobs
+            async for entry in jobs.get_all_logs(args.job):
+                check.add(entry.create_time, entry.id)
+
+    anyio.run(go)
+
+
+def _stream_reference(args: argparse.Namespace, check: StreamCheck) -> None:
+    jobs = reference_project(args.base_url, args.key, args.project).batch.jobs
+    for entry in jobs.get_all_log_entries(args.job):
+        check.add(entry.create_time, entry.id)
+
+
+def child_main(argv: Sequence[str]) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--child", choices=sorted(CONTENDERS), required=True)
+    for name in ("--base-url", "--key", "--project", "--job", "--out"):
+        parser.add_argument(name, required=True)
+    args = parser.parse_args(argv)
+    stream = _stream_ours if args.child == "ours" else _stream_reference
+    check = StreamCheck()
+    error = None
+    baseline = peak_rss_mb()
+    started = time.perf_counter()
+    try:
+        stream(args, check)
+    except Exception as exc:  # reported, not raised: e.g. LogPagingError on huge ties
+        error = f"{type(exc).__name__}: {str(exc)[:160]}"
+    elapsed = time.perf_counter() - started
+    result = {
+        "entries": check.entries,
+        "out_of_order": check.out_of_order,
+        "seconds": elapsed,
+        "peak_rss_mb": peak_rss_mb(),
+        "baseline_rss_mb": baseline,
+        "error": error,
+    }
+    with open(args.out, "w", encoding="utf-8") as out:
+        json.dump(result, out)
+
+
+# ----------------------------------------------------------------------- the parent
+
+
+@dataclass
+class Scenario:
+    name: str
+    count: int
+    per_ms: int
+    rounds: int
+    timeout: float
+
+
+@dataclass
+class Outcome:
+    """One contender's runs of one scenario."""
+
+    runs: list[dict[str, Any] | None]
+    expected: int
+
+    @property
+    def finished(self) -> list[dict[str, Any]]:
+        return [run for run in self.runs if run is not None and run["error"] is None]
+
+    @property
+    def rate(self) -> float:
+        return median([run["entries"] / run["seconds"] for run in self.finished])
+
+    @property
+    def peak(self) -> float:
+        return max((run["peak_rss_mb"] for run in self.finished), default=float("nan"))
+
+    def lost_repeated(self) -> tuple[int, int]:
+        """Worst run: entries missing, entries out of strict order (repeats)."""
+        lost = max((max(0, self.expected - r["entries"]) for r in self.finished), default=0)
+        repeated = max((r["out_of_order"] for r in self.finished), default=0)
+        return lost, repeated
+
+    def summary(self, timeout: float) -> tuple[str, str]:
+        if self.finished:
+            lost, repeated = self.lost_repeated()
+            base = median([r["baseline_rss_mb"] for r in self.finished])
+            return (
+                f"{self.rate:,.0f} entries/s",
+                f"peak RSS {self.peak:.0f} MB (at start {base:.0f} MB); lost {lost}, "
+                f"repeated/out of order {repeated}; {len(self.finished)} run(s)",
+            )
+        failed = [run for run in self.runs if run is not None]
+        if failed:
+            run = failed[0]
+            return (
+                "stopped with an error",
+                f"{run['error']} after {run['entries']:,} entries in {run['seconds']:.2f} s",
+            )
+        return ("did not finish", f"killed after {timeout:.0f} s")
+
+
+def _make_log(server: Server, scenario: Scenario) -> str:
+    async def create() -> str:
+        async with AsyncClient(server.secret_key, base_url=server.base_url) as client:
+            jobs = client.get_project(server.project_id).batch.jobs
+            # Never starts, so the seeded entries are the whole log.
+            options = server.fast_job_options(start_at_time=10**13 - 1)
+            return (await jobs.create(scenario.name, options)).id
+
+    job_id = anyio.run(create)
+    server.seed_logs(job_id, scenario.count, per_ms=scenario.per_ms)
+    return job_id
+
+
+def _run_scenario(server: Server, scenario: Scenario) -> dict[str, Outcome]:
+    job_id = _make_log(server, scenario)
+    args = [
+        *("--base-url", server.base_url, "--key", server.secret_key),
+        *("--project", server.project_id, "--job", job_id),
+    ]
+    outcomes = {name: Outcome([], scenario.count) for name in CONTENDERS}
+    names = list(CONTENDERS)
+    for index in range(scenario.rounds):
+        for name in names[index % 2 :] + names[: index % 2]:
+            result = run_child("benchmarks.bench_logs", [name, *args], timeout=scenario.timeout)
+            outcomes[name].runs.append(result)
+    return outcomes
+
+
+def run(quick: bool) -> Report:
+    """Log streaming: get_all_logs vs the reference over 100k and 1M entries, ties."""
+    scenarios = [
+        Scenario("100,000 entries", 100_000, 1, 2 if quick else 3, 120.0),
+        Scenario("1,000,000 entries", 1_000_000, 1, 1, 600.0),
+        Scenario("100,000 entries, 7 per ms", 100_000, 7, 1, 120.0),
+        Scenario("1,500 entries in one ms", 1_500, 1_500, 1, 15.0),
+    ]
+    if quick:
+        scenarios[1] = Scenario("300,000 entries", 300_000, 1, 1, 300.0)
+    results: dict[str, dict[str, Outcome]] = {}
+    with serve() as server:
+        for scenario in scenarios:
+            results[scenario.name] = _run_scenario(server, scenario)
+
+    rows: list[Row] = []
+    for scenario in scenarios:
+        for name, outcome in results[scenario.name].items():
+            value, detail = outcome.summary(scenario.timeout)
+            rows.append(Row(f"{scenario.name}: {CONTENDERS[name]}", value, detail))
+
+    small, large = scenarios[0].name, scenarios[1].name
+    ratios = [
+        results[s]["ours"].rate / results[s]["ref"].rate
+        for s in (small, large)
+        if results[s]["ref"].finished and results[s]["ours"].finished
+    ]
+    growth = results[large]["ours"].peak - results[small]["ours"].peak
+    ours_all = [results[s.name]["ours"] for s in scenarios[:3]]
+    worst = [o.lost_repeated() for o in ours_all]
+    all_done = all(len(o.finished) == len(o.runs) for o in ours_all)
+    ties = results[scenarios[3].name]
+    return Report(
+        title="3. Log streaming",
+        setup=(
+            "each run in a fresh interpreter (peak RSS is the contender's own; the "
+            "reference's progress bar goes to /dev/null); entries seeded on a job that "
+            "never starts; streams are checked in constant memory (strictly descending "
+            "(createTime, id) ⇒ no repeats; count = seeded ⇒ none lost)."
+        ),
+        rows=rows,
+        targets=[
+            Target(
+                "≥ 2x the reference's throughput",
+                bool(ratios) and min(ratios) >= 2.0,
+                " / ".join(fmt_ratio(r) for r in ratios) + f" ({small} / {large})",
+            ),
+            Target(
+                f"{large}: peak RSS within 20 MB of {small}",
+                growth <= 20.0,
+                f"+{growth:.1f} MB",
+            ),
+            Target(
+                "zero entries lost or repeated",
+                all_done and all(lost == 0 and rep == 0 for lost, rep in worst),
+                f"lost {max(w[0] for w in worst)}, repeated {max(w[1] for w in worst)}",
+            ),
+            Target(
+                "≥ 1,000 entries in one ms: end, never loop",
+                bool(ties["ours"].runs) and ties["ours"].runs[0] is not None,
+                "ours: "
+                + ties["ours"].summary(scenarios[3].timeout)[0]
+                + "; reference: "
+                + ties["ref"].summary(scenarios[3].timeout)[0],
+            ),
+        ],
+    )
+
+
+if __name__ == "__main__":
+    if "--child" in sys.argv:
+        child_main(sys.argv[1:])
+    else:
+        bench_main(run)

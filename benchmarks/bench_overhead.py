@@ -1,0 +1,139 @@
+"""Per-call overhead: sequential `jobs.get` against raw httpx and the reference SDK."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import anyio
+import httpx
+
+from nexus_async import AsyncClient
+
+from ._common import (
+    Report,
+    Row,
+    Server,
+    Stopwatch,
+    Target,
+    Timing,
+    alternate,
+    bench_main,
+    fmt_ratio,
+    fmt_seconds,
+    median,
+    serve,
+)
+
+WARMUP = 20
+
+
+def _ours(server: Server, job_id: str, calls: int) -> Callable[[], Timing]:
+    async def go() -> Timing:
+        async with AsyncClient(server.secret_key, base_url=server.base_url) as client:
+            jobs = client.get_project(server.project_id).batch.jobs
+            for _ in range(WARMUP):
+                await jobs.get(job_id)
+            with Stopwatch() as watch:
+                for _ in range(calls):
+                    await jobs.get(job_id)
+            return watch.timing.per(calls)
+
+    return lambda: anyio.run(go)
+
+
+def _raw_httpx(server: Server, job_id: str, calls: int) -> Callable[[], Timing]:
+    url = f"{server.base_url}/projects/{server.project_id}/batch/jobs/{job_id}"
+
+    async def go() -> Timing:
+        headers = {"Secret-Key": server.secret_key}
+        async with httpx.AsyncClient(headers=headers) as client:
+            for _ in range(WARMUP):
+                json.loads((await client.get(url)).content)
+            with Stopwatch() as watch:
+                for _ in range(calls):
+                    response = await client.get(url)
+                    response.raise_for_status()
+                    json.loads(response.content)
+            return watch.timing.per(calls)
+
+    return lambda: anyio.run(go)
+
+
+def _reference(server: Server, job_id: str, calls: int) -> Callable[[], Timing]:
+    def go() -> Timing:
+        jobs = server.reference_project().batch.jobs
+        for _ in range(WARMUP):
+            jobs.get(job_id)
+        with Stopwatch() as watch:
+            for _ in range(calls):
+                jobs.get(job_id)
+        return watch.timing.per(calls)
+
+    return go
+
+
+def run(quick: bool) -> Report:
+    """Per-call overhead: sequential jobs.get vs raw httpx + json.loads vs the reference."""
+    calls, rounds, budget = (300, 3, 20.0) if quick else (1500, 7, 75.0)
+    with serve() as server:
+
+        async def make_job() -> str:
+            async with AsyncClient(server.secret_key, base_url=server.base_url) as client:
+                jobs = client.get_project(server.project_id).batch.jobs
+                options = server.fast_job_options(start_at_time=10**13 - 1)  # never starts
+                return (await jobs.create("overhead", options)).id
+
+        job_id = anyio.run(make_job)
+        samples = alternate(
+            {
+                "raw httpx GET + json.loads (the limit)": _raw_httpx(server, job_id, calls),
+                "nexus_async `jobs.get`": _ours(server, job_id, calls),
+                "reference `jobs.get`": _reference(server, job_id, calls),
+            },
+            rounds=rounds,
+            budget=budget,
+        )
+    wall = {name: median([t.wall for t in values]) for name, values in samples.items()}
+    cpu = {name: median([t.cpu for t in values]) for name, values in samples.items()}
+    raw, ours, ref = wall.values()
+    raw_cpu, ours_cpu, ref_cpu = cpu.values()
+    rows = [
+        Row(
+            name,
+            f"{fmt_seconds(wall[name])} per call",
+            f"client CPU {fmt_seconds(cpu[name])} per call; {len(values)} rounds x {calls} calls",
+        )
+        for name, values in samples.items()
+    ]
+    rows[1].detail += (
+        f"; wall {fmt_ratio(ours / raw)} raw httpx; the reference takes "
+        f"{fmt_ratio(ref / ours)} our wall time and {fmt_ratio(ref_cpu / ours_cpu)} our CPU"
+    )
+    return Report(
+        title="1. Per-call overhead",
+        setup=(
+            "one job fetched sequentially over one keep-alive connection from the server "
+            "process (no added latency); each round a fresh client, "
+            f"{WARMUP} warm-up calls, then {calls} timed calls; contenders alternate. "
+            "Wall time per call includes the server's own time; client CPU is this "
+            "process's CPU time per call."
+        ),
+        rows=rows,
+        targets=[
+            Target(
+                "within 1.25x of raw httpx",
+                ours <= 1.25 * raw,
+                f"wall {fmt_ratio(ours / raw)}, client CPU {fmt_ratio(ours_cpu / raw_cpu)}",
+            ),
+            Target(
+                "faster than the reference",
+                ours < ref,
+                f"reference wall {fmt_ratio(ref / ours)} ours, CPU {fmt_ratio(ref_cpu / ours_cpu)}",
+            ),
+        ],
+    )
+
+
+if __name__ == "__main__":
+    bench_main(run)
