@@ -67,7 +67,7 @@ class NexusCore:
             raise ValueError(f"latency must be >= 0 seconds (got {latency})")
         if max_body_bytes < 1 or max_upload_bytes < 1:
             raise ValueError("max_body_bytes and max_upload_bytes must be >= 1")
-        self.static_dir = Path(static_dir) if static_dir is not None else None
+        self.static_dir = Path(static_dir).resolve() if static_dir is not None else None
         if self.static_dir is not None and not self.static_dir.is_dir():
             raise ValueError(f"static_dir {str(self.static_dir)!r} is not a directory")
         self.store = Store()

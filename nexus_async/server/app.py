@@ -10,17 +10,18 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import mimetypes
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
-from starlette.staticfiles import StaticFiles
+from starlette.routing import BaseRoute, Route
 
 from .._crc32c import Crc32c
 from ..signing import generate_secret
@@ -53,6 +54,7 @@ PAGE_LIMIT = 1000
 MAX_RETRIES = 20
 MAX_BACKOFF_MS = 3_600_000
 _DRAIN_LIMIT = 64 * 1024 * 1024
+_INLINE_READ = 256 * 1024
 _LEVEL_NAMES = {level.lower(): level for level in LEVELS}
 
 
@@ -286,11 +288,12 @@ class _Api:
         )
 
     @staticmethod
-    def _secret(obj: JSON, key: str, path: str) -> str:
-        value = req_str(obj, key, path, max_len=256)
+    def _secret(obj: JSON, prefix: str) -> str:
+        value = req_str(obj, "contents", prefix, max_len=256)
         problem = check_secret(value)
         if problem is not None:
-            raise ApiError(400, f"`{path}.{key}` {problem}")
+            where = f"{prefix}.contents" if prefix else "contents"
+            raise ApiError(400, f"`{where}` {problem}")
         return value
 
     async def create_webhook(self, request: Request) -> Response:
@@ -301,9 +304,7 @@ class _Api:
         endpoint = _check_endpoint(req_str(spec, "endpoint", "spec", max_len=2048), "spec.endpoint")
         secret_obj = opt_object(spec, "secret", "spec")
         secret = (
-            self._secret(secret_obj, "contents", "spec.secret")
-            if secret_obj is not None
-            else generate_secret()
+            self._secret(secret_obj, "spec.secret") if secret_obj is not None else generate_secret()
         )
         max_retries, max_backoff = self._retries(spec, None)
         webhook = Webhook(
@@ -354,7 +355,7 @@ class _Api:
         project = self._project(request)
         webhook = project.webhook(request.path_params["webhook_id"])
         body = await self._body(request)
-        webhook.secret = self._secret(body, "contents", "body")
+        webhook.secret = self._secret(body, "")
         webhook.update_date = now_ms()
         return _ok(webhook.to_json())
 
@@ -673,6 +674,29 @@ class _Api:
         self.core.log_ties(per_ms)
         return _ok({"perMs": per_ms})
 
+    async def static(self, request: Request) -> Response:
+        """A file of ``static_dir``, without auth (item URLs for tests and demos).
+
+        Small files are read inline: a thread hop per read (as Starlette's StaticFiles
+        does) costs more than the read itself and slows the runner's gathers.
+        """
+        relative = request.path_params["path"]
+        root = self.core.static_dir
+        target = (root / relative).resolve() if root is not None else None
+        if (
+            target is None
+            or root is None
+            or not target.is_relative_to(root)
+            or not target.is_file()
+        ):
+            raise ApiError(404, f"no static file {relative!r}")
+        if target.stat().st_size <= _INLINE_READ:
+            content = target.read_bytes()
+        else:
+            content = await anyio.to_thread.run_sync(target.read_bytes)
+        media_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        return Response(content, media_type=media_type)
+
     # ------------------------------------------------------------------------ routes
 
     def routes(self) -> list[BaseRoute]:
@@ -707,8 +731,7 @@ class _Api:
             ),
             _route(webhooks + "/{webhook_id}/secret", PUT=self.update_webhook_secret),
         ]
-        if self.core.static_dir is not None:
-            routes.append(Mount("/static", app=StaticFiles(directory=self.core.static_dir)))
+        routes.append(_route("/static/{path:path}", GET=self.static))
         return routes
 
 

@@ -6,12 +6,13 @@ including ones no route matches. For each request that is not an admin call
 
 1. appends a :class:`RequestRecord` to the request log (static files excepted, since the
    runner fetches items from there and would flood it),
-2. sleeps the server-wide ``latency`` (API and upload calls only),
-3. takes the first matching :class:`Fault`, if any, and applies it: sleep its ``latency``,
-   then answer with its ``status`` (``{"message": "injected fault", "code"}``, optional
-   ``Retry-After``) or drop the connection; with ``after_handling`` the real handler runs
-   first and its answer is thrown away, which is how a test shows that a POST reached the
-   server although the client saw an error.
+2. takes the first matching :class:`Fault`, if any,
+3. sleeps the server-wide ``latency`` (API and upload calls only) plus the fault's
+   ``latency``, ending early if the client hangs up meanwhile (then nothing is answered),
+4. applies the fault: answer with its ``status`` (``{"message": "injected fault",
+   "code"}``, optional ``Retry-After``) or drop the connection; with ``after_handling``
+   the real handler runs first and its answer is thrown away, which is how a test shows
+   that a POST reached the server although the client saw an error.
 
 Dropping really closes the TCP connection without any HTTP response. ASGI offers no way
 to do that, so :func:`drop_connection` finds the server-side socket of this connection

@@ -20,7 +20,7 @@ import re
 import secrets
 import uuid
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -139,9 +139,6 @@ class Collection(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._items)
-
-    def __iter__(self) -> Iterator[T]:
-        return iter(list(self._items.values()))
 
     def add(self, item: T) -> None:
         self._items[item.id] = item

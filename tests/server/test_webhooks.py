@@ -185,7 +185,7 @@ async def test_update_validation_changes_nothing(client: httpx.AsyncClient) -> N
     assert (await client.patch(f"webhooks/{webhook['id']}", json={})).status_code == 400
     secret = await client.put(f"webhooks/{webhook['id']}/secret", json={"contents": "short"})
     assert secret.status_code == 400
-    assert "`body.contents`" in secret.json()["message"]
+    assert "`contents` must be base64" in secret.json()["message"]
     assert (
         await client.put("webhooks/webhook_nope/secret", json={"contents": generate_secret()})
     ).status_code == 404
