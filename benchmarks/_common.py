@@ -31,9 +31,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "DEAD_ENDPOINT",
@@ -235,6 +236,8 @@ def _read_banner(proc: subprocess.Popen[bytes], timeout: float) -> str:
 @contextmanager
 def serve(latency: float = 0.0) -> Iterator[Server]:
     """Run `nexus-async serve --latency ...` as a child process for the block."""
+    import httpx  # here, so that children which only stream or import stay light
+
     command = [sys.executable, "-m", "nexus_async.cli", "serve", "--latency", str(latency)]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:

@@ -1,19 +1,11 @@
 """Log streaming: `get_all_logs` against the reference's `get_all_log_entries`.
 
-Each contender streams a job's whole log in a fresh interpreter (so the peak RSS it
-reports is its own) and checks the stream as it goes, in constant memory: the API
-returns entries newest first, ordered by (createTime, id) descending, so a stream
-that is strictly descending holds no entry twice, and one that is strictly
-descending and has the seeded count has lost none.
+Each contender streams a job's whole log in a fresh interpreter (`_logs_child.py`),
+so the peak RSS it reports is its own, and checks the stream as it goes.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,76 +21,11 @@ from ._common import (
     bench_main,
     fmt_ratio,
     median,
-    peak_rss_mb,
-    reference_project,
     run_child,
     serve,
 )
 
 CONTENDERS = {"ours": "nexus_async `get_all_logs`", "ref": "reference `get_all_log_entries`"}
-
-
-# ------------------------------------------------------------------------ the child
-
-
-class StreamCheck:
-    """Counts a stream of (create_time, id) keys and what breaks strict descending order."""
-
-    def __init__(self) -> None:
-        self.entries = 0
-        self.out_of_order = 0
-        self._last: tuple[int, str] | None = None
-
-    def add(self, create_time: int, entry_id: str) -> None:
-        key = (create_time, entry_id)
-        if self._last is not None and key >= self._last:
-            self.out_of_order += 1
-        self._last = key
-        self.entries += 1
-
-
-def _stream_ours(args: argparse.Namespace, check: StreamCheck) -> None:
-    async def go() -> None:
-        async with AsyncClient(args.key, base_url=args.base_url) as client:
-            jobs = client.get_project(args.project).batch.jobs
-            async for entry in jobs.get_all_logs(args.job):
-                check.add(entry.create_time, entry.id)
-
-    anyio.run(go)
-
-
-def _stream_reference(args: argparse.Namespace, check: StreamCheck) -> None:
-    jobs = reference_project(args.base_url, args.key, args.project).batch.jobs
-    for entry in jobs.get_all_log_entries(args.job):
-        check.add(entry.create_time, entry.id)
-
-
-def child_main(argv: Sequence[str]) -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--child", choices=sorted(CONTENDERS), required=True)
-    for name in ("--base-url", "--key", "--project", "--job", "--out"):
-        parser.add_argument(name, required=True)
-    args = parser.parse_args(argv)
-    stream = _stream_ours if args.child == "ours" else _stream_reference
-    check = StreamCheck()
-    error = None
-    baseline = peak_rss_mb()
-    started = time.perf_counter()
-    try:
-        stream(args, check)
-    except Exception as exc:  # reported, not raised: e.g. LogPagingError on huge ties
-        error = f"{type(exc).__name__}: {str(exc)[:160]}"
-    elapsed = time.perf_counter() - started
-    result = {
-        "entries": check.entries,
-        "out_of_order": check.out_of_order,
-        "seconds": elapsed,
-        "peak_rss_mb": peak_rss_mb(),
-        "baseline_rss_mb": baseline,
-        "error": error,
-    }
-    with open(args.out, "w", encoding="utf-8") as out:
-        json.dump(result, out)
 
 
 # ----------------------------------------------------------------------- the parent
@@ -180,7 +107,7 @@ def _run_scenario(server: Server, scenario: Scenario) -> dict[str, Outcome]:
     names = list(CONTENDERS)
     for index in range(scenario.rounds):
         for name in names[index % 2 :] + names[: index % 2]:
-            result = run_child("benchmarks.bench_logs", [name, *args], timeout=scenario.timeout)
+            result = run_child("benchmarks._logs_child", [name, *args], timeout=scenario.timeout)
             outcomes[name].runs.append(result)
     return outcomes
 
@@ -255,7 +182,4 @@ def run(quick: bool) -> Report:
 
 
 if __name__ == "__main__":
-    if "--child" in sys.argv:
-        child_main(sys.argv[1:])
-    else:
-        bench_main(run)
+    bench_main(run)

@@ -1,0 +1,101 @@
+"""The child process of `bench_logs`: stream one job's whole log with one SDK.
+
+It imports only the standard library until it knows which SDK it runs, so the peak
+RSS it reports is that SDK's own. It checks the stream as it goes, in constant
+memory: the API returns entries newest first, ordered by (createTime, id)
+descending, so a stream that is strictly descending holds no entry twice, and one
+that is strictly descending and has the seeded count has lost none.
+
+    python -m benchmarks._logs_child --child ours|ref --base-url U --key K \\
+        --project P --job J --out result.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+from ._common import peak_rss_mb, reference_project
+
+__all__ = ["StreamCheck", "main"]
+
+
+class StreamCheck:
+    """Counts a stream of (create_time, id) keys and what breaks strict descending order."""
+
+    def __init__(self) -> None:
+        self.entries = 0
+        self.out_of_order = 0
+        self._last: tuple[int, str] | None = None
+
+    def add(self, create_time: int, entry_id: str) -> None:
+        key = (create_time, entry_id)
+        if self._last is not None and key >= self._last:
+            self.out_of_order += 1
+        self._last = key
+        self.entries += 1
+
+
+Stream = Callable[[StreamCheck], None]
+
+
+def _ours(args: argparse.Namespace) -> Stream:
+    import anyio
+
+    from nexus_async import AsyncClient
+
+    def stream(check: StreamCheck) -> None:
+        async def go() -> None:
+            # Inside `async with`, get_all_logs prefetches the next page.
+            async with AsyncClient(args.key, base_url=args.base_url) as client:
+                jobs = client.get_project(args.project).batch.jobs
+                async for entry in jobs.get_all_logs(args.job):
+                    check.add(entry.create_time, entry.id)
+
+        anyio.run(go)
+
+    return stream
+
+
+def _reference(args: argparse.Namespace) -> Stream:
+    jobs = reference_project(args.base_url, args.key, args.project).batch.jobs
+
+    def stream(check: StreamCheck) -> None:
+        for entry in jobs.get_all_log_entries(args.job):
+            check.add(entry.create_time, entry.id)
+
+    return stream
+
+
+def main(argv: Sequence[str]) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--child", choices=["ours", "ref"], required=True)
+    for name in ("--base-url", "--key", "--project", "--job", "--out"):
+        parser.add_argument(name, required=True)
+    args = parser.parse_args(argv)
+    stream = _ours(args) if args.child == "ours" else _reference(args)  # imports the SDK
+    check = StreamCheck()
+    error = None
+    baseline = peak_rss_mb()
+    started = time.perf_counter()
+    try:
+        stream(check)
+    except Exception as exc:  # reported, not raised: e.g. LogPagingError on huge ties
+        error = f"{type(exc).__name__}: {str(exc)[:160]}"
+    result = {
+        "entries": check.entries,
+        "out_of_order": check.out_of_order,
+        "seconds": time.perf_counter() - started,
+        "peak_rss_mb": peak_rss_mb(),
+        "baseline_rss_mb": baseline,
+        "error": error,
+    }
+    with open(args.out, "w", encoding="utf-8") as out:
+        json.dump(result, out)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
