@@ -36,8 +36,7 @@ import httpx
 from PIL import Image, ImageDraw
 from starlette.types import Receive, Scope, Send
 
-from nexus_async.server import LocalNexus
-from nexus_async.server._serve import serve_asgi
+from nexus_async.server import LocalNexus, serve_asgi
 
 
 def png(index: int) -> bytes:

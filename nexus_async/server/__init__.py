@@ -4,12 +4,15 @@ It really runs the pipeline (fetch items, decode images, predict, deliver signed
 to webhooks, write logs) so that the SDK's tests, the demo and users' own tests of their
 orchestration code and webhook receivers work without the hosted service. It speaks
 plain JSON dicts written from the spec and does not import the SDK's models: two
-independent readings of the contract check each other.
+independent readings of the contract check each other. It runs under asyncio and trio
+(hypercorn serves it; the runner uses anyio only).
 
 Public names: :class:`LocalNexus` (serve on a loopback port), :func:`create_app` (the bare
-ASGI app), :class:`Predictor` / :class:`Prediction` / :class:`Tag` /
-:class:`ForegroundPredictor` (the model), :class:`Fault` and :class:`RequestRecord`
-(testing controls), :class:`NexusCore` (what ``create_app`` keeps on ``app.state.nexus``).
+ASGI app), :func:`serve_asgi` (serve any ASGI app, e.g. a test's webhook receiver, on
+the running backend), :class:`Predictor` / :class:`Prediction` / :class:`Tag` /
+:class:`ForegroundPredictor` / :class:`PredictionError` (the model), :class:`Fault` and
+:class:`RequestRecord` (testing controls), :class:`NexusCore` (what ``create_app`` keeps
+on ``app.state.nexus``; ``LocalNexus`` is one).
 
 Decisions where the spec is silent
 ----------------------------------
@@ -26,17 +29,21 @@ Upload URL
     after success is a harmless 200, so a client may retry a PUT whose answer it lost;
     retrying after ``FailedUpload`` uploads again; a PUT while one is in progress is 409.
     The base URL in ``uploadUrl`` is the one the request came in on (its Host header).
+    A dataset's ``expiryTime`` is seven days after its creation (nothing expires it).
 
 Responses and validation
-    Successful calls answer 200. Bodies must be JSON objects of at most ``max_body_bytes``
-    (1 MiB; 413 above). A wrong or missing field is 400 naming its path
-    (``spec.retries.maxRetries``); an unknown referenced resource is 404 naming it; a
-    dataset that is not ``Uploaded`` is 409. Auth is checked before anything else.
-    ``limit`` outside 1..1000 is 400; ``maxEntries`` above 1000 is capped, below 1 is 400.
-    Webhook secrets must be base64 of 24..64 bytes (Standard Webhooks' range; a
-    ``whsec_`` prefix is accepted). Webhook ``maxRetries`` is 0..20, ``maxBackoffMs``
-    0..3,600,000. An ephemeral deployment's ``artifactId`` must start with ``artifact_``;
-    no artifact store exists, so any such id is accepted and runs the same predictor.
+    Successful calls answer 200. Bodies must be UTF-8 JSON objects of at most
+    ``max_body_bytes`` (1 MiB; 413 above). A wrong or missing field is 400 naming its
+    path (``spec.retries.maxRetries``); an unknown referenced resource is 404 naming it;
+    a dataset that is not ``Uploaded`` is 409. Auth is checked first: 401 without a key,
+    403 for a key that is not the project's (or an unknown project), so another project's
+    ids are never confirmed. ``limit`` outside 1..1000 is 400; ``maxEntries`` above 1000 is
+    capped, below 1 is 400; ``minLevel`` is case-insensitive. Webhook secrets must be
+    base64 of 24..64 bytes (Standard Webhooks' range; a ``whsec_`` prefix is accepted).
+    Webhook ``maxRetries`` is 0..20, ``maxBackoffMs`` 0..3,600,000. An ephemeral
+    deployment's ``artifactId`` must start with ``artifact_``; there is no artifact store,
+    so any such id is accepted and runs the same predictor. A job's destinations must
+    not list one webhook twice.
 
 Cursors
     ``nextPage``/``prevPage`` are ``base64url(json([collection, "next"|"prev",
@@ -48,24 +55,38 @@ Jobs
     ``job_concurrency`` jobs move items at once, each with up to ``item_concurrency``
     items in flight. A job waits (``Waiting``/``Waiting``) until ``startAtTime`` and its
     slot, then runs (``Waiting``/``Running``). The cancel PATCH cancels when
-    ``stopAtTime <= now`` (``cancelledAt`` is the server's time of the cancel); a later
-    ``stopAtTime`` just moves the stop time. Cancelling or deleting a terminal job changes
-    nothing. When the stop time passes first: ``Failed``, message ``Stop time reached``.
-    Log entries: ``JobStarted`` (status ``Running``), one per stage outcome,
+    ``stopAtTime <= now`` (``cancelledAt`` is the server's time of the cancel, and
+    ``spec.stopAtTime`` becomes it); a later ``stopAtTime`` just moves the stop time.
+    Cancelling or deleting a terminal job changes nothing. When the stop time passes
+    first: ``Failed``, message ``Stop time reached``. The CPU stages (decode, predict)
+    share one worker-thread hop, so ``Preprocessed`` and ``Predicted`` of an item are
+    counted together once prediction is done (each with its own ``timeMs``).
+
+Logs
+    ``JobStarted`` (status ``Running``), one entry per stage outcome (``ItemGathered``,
+    ``ItemPreprocessed``, ``ItemPredicted``, ``ItemDelivered`` with the stage as status;
+    ``ItemFailed`` at level Error with ``Failed*`` as status and a reason),
     ``JobCancelled`` (Warning) and ``JobFinished`` (Info, ``Reached``; or Error,
-    ``Failed`` at the stop time). Entry ids are a 24-hex-digit global sequence, so
-    (createTime, id) order is write order within a millisecond.
+    ``Failed`` at the stop time). Entry ids are a 24-hex-digit process-wide sequence, so
+    (createTime, id) order is write order within a millisecond. Each job's log is kept
+    sorted per level, so a page costs O(log n + page) even at a million entries.
 
 Delivery
     Body ``{"jobId", "projectId", "item", "deliveryId": "delivery_<uuid>", "createTime",
     "predictions"}``; attempt k+1 waits ``min(maxBackoffMs, 250 ms * 2**(k-1))`` (no
-    jitter, so timing is predictable). Any non-2xx, connection error or timeout is
-    retried. Each attempt is signed afresh (new ``webhook-timestamp``) with the secret as
-    it is then. With several destinations an item is ``Delivered`` only if every one
-    accepted it. The ``:test`` call sends the same shape with ``"jobId": ""``,
-    ``"predictions": []`` and ``"test": true``, follows the webhook's retry policy, and
-    answers ``{"status": "Succeeded"|"Failed", "responseCode" (0 without a response),
+    jitter, so timing is predictable). Any non-2xx, connection error or timeout
+    (``delivery_timeout``) is retried; redirects are not followed. Each attempt is signed
+    afresh (new ``webhook-timestamp``) with the secret as it is then. With several
+    destinations an item is ``Delivered`` only if every one accepted it. The ``:test``
+    call sends the same shape with ``"jobId": ""``, ``"predictions": []`` and
+    ``"test": true``, follows the webhook's retry policy, and answers
+    ``{"status": "Succeeded"|"Failed", "responseCode" (0 without a response),
     "latencyMs", "attemptCount", "body" (first 2 KiB), "reason" ("" on success)}``.
+
+Static files
+    ``GET {base_url}/static/{path}`` serves ``static_dir`` without auth (404 JSON
+    outside it). Item URLs pointing there are fetched over HTTP like any other, so
+    faults injected on ``/static/...`` make gathers fail.
 
 ASGI-transport mode
     ``create_app()`` returns a Starlette app whose lifespan runs the job runner; an ASGI
@@ -75,14 +96,17 @@ ASGI-transport mode
     works). ``LocalNexus.app`` is the app of a running server and needs nothing more.
 
 Fault injection and admin API
-    :meth:`NexusCore.inject_fault` (and ``POST /_nexus/faults`` with the same fields in
+    :meth:`NexusCore.inject_fault` (or ``POST /_nexus/faults`` with the same fields in
     camelCase) makes the next matching requests answer a status (with optional
-    ``Retry-After``), wait first, drop the TCP connection without a response, or do any
-    of these after the real handler ran (``after_handling``). Faults apply to API,
-    upload and static paths, first-added first. The request log records API and upload
-    requests (not static files or admin calls). Admin routes under ``/_nexus/`` (faults,
-    requests, projects, ``seed/logs``, ``seed/datasets``, ``seed/webhooks``,
-    ``log-ties``) need the first project's ``Secret-Key``; ``/_nexus/health`` is open.
+    ``Retry-After``), wait first (a wait ends early if the client hangs up), drop the TCP
+    connection without any response (the server-side socket is found among the
+    process's descriptors and shut down: Linux and macOS; under ``ASGITransport`` the app
+    raises ``httpx.RemoteProtocolError`` instead), or do any of these after the real
+    handler ran (``after_handling``). Faults apply to API, upload and static paths,
+    first-added first. The request log records API and upload requests (not static files
+    or admin calls). Admin routes under ``/_nexus/`` (``faults``, ``requests``,
+    ``projects``, ``seed/logs``, ``seed/datasets``, ``seed/webhooks``, ``log-ties``) need
+    the first project's ``Secret-Key``; ``/_nexus/health`` is open.
 """
 
 from __future__ import annotations

@@ -15,12 +15,21 @@ import anyio
 
 from .._crc32c import crc32c_b64
 from ..signing import generate_secret
-from ._clock import new_id, now_ms
+from ._clock import now_ms
 from ._logstore import LEVELS
 from .faults import Fault, FaultBook, RequestLog, RequestRecord
 from .predictor import ForegroundPredictor, Predictor
 from .runner import Runner, RunnerSettings
-from .state import Dataset, Project, Store, Webhook, check_item_url
+from .state import (
+    DEFAULT_MAX_BACKOFF_MS,
+    DEFAULT_MAX_RETRIES,
+    Dataset,
+    Project,
+    Store,
+    Webhook,
+    check_endpoint,
+    check_item_url,
+)
 
 __all__ = ["NexusCore", "check_secret"]
 
@@ -222,12 +231,10 @@ class NexusCore:
             json.dumps({"kind": "Image", "url": url}, separators=(",", ":")) + "\n" for url in urls
         ).encode()
         dataset = Dataset(
-            id=new_id("dataset"),
             project_id=project.id,
             name=name,
             size_bytes=len(content),
             crc32c=crc32c_b64(content),
-            create_date=now_ms(),
             items=list(urls),
         )
         dataset.set_status("Uploaded", "Uploaded")
@@ -240,27 +247,25 @@ class NexusCore:
         secret: str | None = None,
         *,
         name: str = "seeded",
-        max_retries: int = 3,
-        max_backoff_ms: int = 15000,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        max_backoff_ms: int = DEFAULT_MAX_BACKOFF_MS,
         project_id: str | None = None,
     ) -> str:
         """Add a webhook (a fresh secret when none is given); return its id."""
         project = self._project(project_id)
-        if not endpoint.startswith(("http://", "https://")):
-            raise ValueError(f"endpoint must be an http(s) URL (got {endpoint!r})")
+        if (problem := check_endpoint(endpoint)) is not None:
+            raise ValueError(f"endpoint {problem}")
         if secret is not None and (problem := check_secret(secret)) is not None:
             raise ValueError(f"secret {problem}")
         if max_retries < 0 or max_backoff_ms < 0:
             raise ValueError("max_retries and max_backoff_ms must be >= 0")
         webhook = Webhook(
-            id=new_id("webhook"),
             project_id=project.id,
             name=name,
             endpoint=endpoint,
             secret=secret if secret is not None else generate_secret(),
             max_retries=max_retries,
             max_backoff_ms=max_backoff_ms,
-            create_date=now_ms(),
         )
         project.webhooks.add(webhook)
         return webhook.id

@@ -107,7 +107,7 @@ async def serve_asgi(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0) ->
         base_url = f"http://{_url_host(host)}:{sock.getsockname()[1]}"
         server = _Server(app, sock)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(server.run, name=f"hypercorn {base_url}")
+            tg.start_soon(server.run, name=f"nexus_async.server.http {base_url}")
             try:
                 await _wait_ready(base_url)
                 yield base_url

@@ -41,7 +41,17 @@ from ._parse import (
     req_str,
 )
 from .faults import ControlMiddleware
-from .state import DAY_MS, Dataset, Job, Project, Webhook, parse_items
+from .state import (
+    DAY_MS,
+    DEFAULT_MAX_BACKOFF_MS,
+    DEFAULT_MAX_RETRIES,
+    Dataset,
+    Job,
+    Project,
+    Webhook,
+    check_endpoint,
+    parse_items,
+)
 
 __all__ = ["build_app", "create_app"]
 
@@ -67,10 +77,9 @@ def _base_url(request: Request) -> str:
 
 
 def _check_endpoint(url: str, path: str) -> str:
-    lowered = url.lower()
-    host = lowered.split("://", 1)[-1].split("/", 1)[0]
-    if not lowered.startswith(("http://", "https://")) or not host or any(c.isspace() for c in url):
-        raise ApiError(400, f"`{path}` must be an http(s) URL (got {url[:80]!r})")
+    problem = check_endpoint(url)
+    if problem is not None:
+        raise ApiError(400, f"`{path}` {problem}")
     return url
 
 
@@ -164,14 +173,7 @@ class _Api:
                 f"`spec.source.sizeBytes` {size} exceeds the limit of"
                 f" {self.core.max_upload_bytes} bytes",
             )
-        dataset = Dataset(
-            id=new_id("dataset"),
-            project_id=project.id,
-            name=name,
-            size_bytes=size,
-            crc32c=crc,
-            create_date=now_ms(),
-        )
+        dataset = Dataset(project_id=project.id, name=name, size_bytes=size, crc32c=crc)
         self.store.add_dataset(project, dataset)
         return _ok(dataset.to_json(_base_url(request)))
 
@@ -280,8 +282,8 @@ class _Api:
         max_backoff = opt_int(
             retries, "maxBackoffMs", "spec.retries", minimum=0, maximum=MAX_BACKOFF_MS
         )
-        default_retries = current.max_retries if current else 3
-        default_backoff = current.max_backoff_ms if current else 15000
+        default_retries = current.max_retries if current else DEFAULT_MAX_RETRIES
+        default_backoff = current.max_backoff_ms if current else DEFAULT_MAX_BACKOFF_MS
         return (
             default_retries if max_retries is None else max_retries,
             default_backoff if max_backoff is None else max_backoff,
@@ -308,14 +310,12 @@ class _Api:
         )
         max_retries, max_backoff = self._retries(spec, None)
         webhook = Webhook(
-            id=new_id("webhook"),
             project_id=project.id,
             name=name,
             endpoint=endpoint,
             secret=secret,
             max_retries=max_retries,
             max_backoff_ms=max_backoff,
-            create_date=now_ms(),
         )
         project.webhooks.add(webhook)
         return _ok(webhook.to_json())
@@ -659,8 +659,8 @@ class _Api:
                 req_str(body, "endpoint", max_len=2048),
                 opt_str(body, "secret"),
                 name=opt_str(body, "name") or "seeded",
-                max_retries=3 if retries is None else retries,
-                max_backoff_ms=15000 if backoff is None else backoff,
+                max_retries=DEFAULT_MAX_RETRIES if retries is None else retries,
+                max_backoff_ms=DEFAULT_MAX_BACKOFF_MS if backoff is None else backoff,
                 project_id=opt_str(body, "projectId"),
             )
         except ValueError as exc:

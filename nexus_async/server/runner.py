@@ -194,7 +194,7 @@ class Runner:
         if self._tg is None:
             raise RuntimeError("the runner is not running")
         job.cancel_scope = anyio.CancelScope(deadline=self._deadline(job.stop_at))
-        self._tg.start_soon(self._run_job, project, job, name=f"nexus job {job.id}")
+        self._tg.start_soon(self._run_job, project, job, name=f"nexus_async.server.job {job.id}")
 
     def restop(self, job: Job) -> None:
         """The job's stop time moved (a PATCH with a future stopAtTime)."""

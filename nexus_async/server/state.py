@@ -26,6 +26,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import anyio
 
+from ..signing import generate_secret
 from ._clock import new_id, now_ms
 from ._errors import ApiError
 from ._logstore import LogClock, LogStore
@@ -40,6 +41,7 @@ __all__ = [
     "Stage",
     "Store",
     "Webhook",
+    "check_endpoint",
     "check_item_url",
     "parse_items",
 ]
@@ -79,6 +81,8 @@ STAGES = {
 }
 
 STOP_REASON = "BatchJob not completed before defined stop time"
+DEFAULT_MAX_RETRIES = 3
+DEFAULT_MAX_BACKOFF_MS = 15000
 DAY_MS = 24 * 60 * 60 * 1000
 UPLOAD_URL_TTL_MS = 60 * 60 * 1000
 DATASET_TTL_MS = 7 * DAY_MS
@@ -188,6 +192,15 @@ class Collection(Generic[T]):
 # ---------------------------------------------------------------------------- datasets
 
 
+def check_endpoint(url: str) -> str | None:
+    """Why ``url`` cannot be a webhook endpoint, or None when it can."""
+    lowered = url.lower()
+    host = lowered.split("://", 1)[-1].split("/", 1)[0]
+    if not lowered.startswith(("http://", "https://")) or not host or any(c.isspace() for c in url):
+        return f"must be an http(s) URL (got {url[:80]!r})"
+    return None
+
+
 def check_item_url(url: object) -> str | None:
     """Why ``url`` cannot be an item URL, or None when it can."""
     if not isinstance(url, str) or not url:
@@ -231,16 +244,16 @@ def parse_items(raw: bytes) -> list[str]:
     return urls
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, kw_only=True)
 class Dataset:
     """A dataset: declared file, upload state, and (once processed) the item URLs."""
 
-    id: str
     project_id: str
     name: str
     size_bytes: int
     crc32c: str
-    create_date: int
+    id: str = field(default_factory=lambda: new_id("dataset"))
+    create_date: int = field(default_factory=now_ms)
     upload_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     overview: str = "Waiting"
     message: str = "Waiting for upload"
@@ -297,18 +310,18 @@ class Dataset:
 # ---------------------------------------------------------------------------- webhooks
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, kw_only=True)
 class Webhook:
     """A delivery destination; ``secret`` is never rendered."""
 
-    id: str
     project_id: str
     name: str
     endpoint: str
-    secret: str = field(repr=False)
-    max_retries: int
-    max_backoff_ms: int
-    create_date: int
+    secret: str = field(default_factory=generate_secret, repr=False)
+    max_retries: int = DEFAULT_MAX_RETRIES
+    max_backoff_ms: int = DEFAULT_MAX_BACKOFF_MS
+    id: str = field(default_factory=lambda: new_id("webhook"))
+    create_date: int = field(default_factory=now_ms)
 
     def __post_init__(self) -> None:
         self.update_date = self.create_date

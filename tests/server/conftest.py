@@ -8,8 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from nexus_async.server import LocalNexus
-from nexus_async.server._serve import serve_asgi
+from nexus_async.server import LocalNexus, serve_asgi
 
 from .helpers import Receiver, png_bytes
 
