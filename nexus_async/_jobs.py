@@ -48,6 +48,9 @@ logger = logging.getLogger("nexus_async")
 
 OnUpdate = Callable[[Job], "Awaitable[None] | None"]
 
+# Longest wait, when an iterator is closed, for its background task to end.
+_STOP_SECONDS = 5.0
+
 
 class Jobs:
     """The batch jobs of one project. Get it as `client.get_project(...).batch.jobs`."""
@@ -563,25 +566,32 @@ async def _prefetched(
 
     The producer runs in the client's task group, never in a scope held across
     our `yield`; it hands pages (or its exception) over a one-slot stream and is
-    cancelled when this generator is closed.
+    cancelled when this generator is closed, which returns only once the producer
+    has ended: no request of ours is left in flight behind the caller.
     """
     send, receive = anyio.create_memory_object_stream["list[JobLogEntry] | BaseException"](1)
     scope = anyio.CancelScope()
+    ended = anyio.Event()
 
     async def produce() -> None:
-        with scope:
-            async with send:
-                try:
-                    async for page in pages:
-                        await send.send(page)
-                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    pass
-                except Exception as exc:  # handed to the consumer, never to the task group
-                    with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-                        await send.send(exc)
-                finally:
-                    with anyio.CancelScope(shield=True):
-                        await pages.aclose()
+        try:
+            with scope:
+                async with send:
+                    try:
+                        async for page in pages:
+                            await send.send(page)
+                    except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                        pass
+                    except Exception as exc:  # handed to the consumer, never to the task group
+                        with contextlib.suppress(
+                            anyio.BrokenResourceError, anyio.ClosedResourceError
+                        ):
+                            await send.send(exc)
+                    finally:
+                        with anyio.CancelScope(shield=True):
+                            await pages.aclose()
+        finally:
+            ended.set()
 
     task_group.start_soon(produce)
     try:
@@ -593,3 +603,8 @@ async def _prefetched(
                     yield entry
     finally:
         scope.cancel()
+        # A task cancelled before it ever ran never gets to set `ended`; the task
+        # group's own cancellation (the client closing) ends it anyway.
+        if not task_group.cancel_scope.cancel_called:
+            with anyio.move_on_after(_STOP_SECONDS, shield=True):
+                await ended.wait()

@@ -41,6 +41,8 @@ __all__ = ["AsCompleted", "JobProgress", "ProgressTracker"]
 _GET_THRESHOLD = 3
 # At most this many fallback GETs of one tick run at once.
 _GET_CONCURRENCY = 16
+# Longest wait, when the last waiter leaves, for the polling task to end.
+_STOP_SECONDS = 5.0
 
 
 @attrs.frozen
@@ -139,6 +141,8 @@ class Poller:
         self._subscriptions: weakref.WeakSet[_Subscription] = weakref.WeakSet()
         self._known: dict[str, Job] = {}
         self._running = False
+        self._ended = anyio.Event()
+        self._scope: anyio.CancelScope | None = None  # the tick in flight
         self._kick = anyio.Event()
         self._step = 0
         self.ticks = 0
@@ -151,11 +155,21 @@ class Poller:
             self._kick.set()  # poll the newcomer now, not at the end of a long sleep
         else:
             self._running = True
+            self._ended = anyio.Event()
             task_group.start_soon(self._run)
 
     def unsubscribe(self, subscription: _Subscription) -> None:
         self._subscriptions.discard(subscription)
         self._kick.set()  # lets the task end now if it has nobody left to poll for
+        if not self._subscriptions and self._scope is not None:
+            self._scope.cancel()  # nobody waits for the tick in flight any more
+
+    async def wait_ended(self) -> None:
+        """Return once the polling task has ended, if nobody is subscribed (bounded)."""
+        if self._subscriptions or not self._running:
+            return
+        with anyio.move_on_after(_STOP_SECONDS, shield=True):
+            await self._ended.wait()
 
     def kick(self) -> None:
         self._kick.set()
@@ -163,12 +177,16 @@ class Poller:
     async def _run(self) -> None:
         try:
             while self._subscriptions:
-                changed = await self.tick()
-                with anyio.move_on_after(self.next_delay(changed)):
-                    await self._kick.wait()
+                with anyio.CancelScope() as self._scope:
+                    changed = await self.tick()
+                    with anyio.move_on_after(self.next_delay(changed)):
+                        await self._kick.wait()
+                self._scope = None
                 self._kick = anyio.Event()
         finally:
+            self._scope = None
             self._running = False
+            self._ended.set()
 
     def next_delay(self, changed: bool) -> float:
         """The shared backoff: quicker after a change, slower after a quiet tick."""
@@ -327,9 +345,16 @@ class AsCompleted:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Stop watching; the poller drops this waiter's jobs."""
+        """Stop watching; the poller drops this waiter's jobs.
+
+        When this was the poller's last waiter, return only once its task has
+        ended, so that no request of ours is left in flight behind the caller.
+        """
         self._closed = True
         self._poller.unsubscribe(self._subscription)
+        task_group = self._task_group
+        if self._shared and task_group is not None and not task_group.cancel_scope.cancel_called:
+            await self._poller.wait_ended()
 
     async def __anext__(self) -> Job:
         if not self._subscribed:

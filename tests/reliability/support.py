@@ -229,6 +229,7 @@ class Ctx:
     secret_key: str
     workdir: Path
     job_id: str = ""
+    job_ids: list[str] = attrs.field(factory=list)
     dataset_id: str = ""
     webhook_id: str = ""
     options: dict[str, object] = attrs.field(factory=dict)
