@@ -403,3 +403,59 @@ async def test_log_ties_group_runner_entries(
 def test_static_dir_must_exist(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a directory"):
         LocalNexus(static_dir=tmp_path / "missing")
+
+
+async def test_empty_dataset_finishes_at_once(nexus: LocalNexus, client: httpx.AsyncClient) -> None:
+    dataset = await create_dataset(client, [])
+    assert dataset["status"]["itemCount"] == 0
+    webhook_id = nexus.seed_webhook("http://127.0.0.1:9/x")
+    job = await create_job(client, dataset["id"], [webhook_id], nexus.deployment_id)
+    finished = await wait_terminal(client, job["id"], timeout=5)
+    assert (finished["status"]["overview"], finished["status"]["message"]) == (
+        "Reached",
+        "Finished",
+    )
+    assert counters(finished) == expect()
+    assert [e["kind"] for e in await all_logs(client, job["id"])] == ["JobFinished", "JobStarted"]
+
+
+async def test_stop_time_already_past_fails_at_once(
+    nexus: LocalNexus, client: httpx.AsyncClient
+) -> None:
+    dataset_id = nexus.seed_dataset([TINY_PNG])
+    webhook_id = nexus.seed_webhook("http://127.0.0.1:9/x")
+    now = now_ms()
+    job = await create_job(
+        client,
+        dataset_id,
+        [webhook_id],
+        nexus.deployment_id,
+        startAtTime=now - 2000,
+        stopAtTime=now - 1000,
+    )
+    finished = await wait_terminal(client, job["id"], timeout=5)
+    assert finished["status"]["overview"] == "Failed"
+    assert finished["status"]["reason"] == "BatchJob not completed before defined stop time"
+    assert ended(finished) == 0
+
+
+async def test_jobs_outlive_their_dataset_but_not_their_webhook(
+    nexus: LocalNexus, client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    dataset = await create_dataset(client, [TINY_PNG] * 30)
+    slow = await create_webhook(client, receiver.url("/slow"))
+    ok = await create_webhook(client, receiver.url("/ok"))
+    job = await create_job(client, dataset["id"], [ok["id"]], nexus.deployment_id)
+    assert (await client.delete(f"datasets/{dataset['id']}")).status_code == 200
+    assert counters(await wait_terminal(client, job["id"]))["Delivered"] == 30  # a snapshot
+
+    receiver.slow_seconds = 0.5
+    dataset_id = nexus.seed_dataset([TINY_PNG] * 30)
+    job = await create_job(client, dataset_id, [slow["id"]], nexus.deployment_id)
+    await receiver.wait_arrivals("/slow", 16)  # these are answered 200 after 0.5 s
+    assert (await client.delete(f"webhooks/{slow['id']}")).status_code == 200
+    finished = await wait_terminal(client, job["id"], timeout=15)
+    assert counters(finished)["Delivered"] == 16
+    assert counters(finished)["FailedDeliver"] == 14
+    reasons = {e["reason"] for e in await all_logs(client, job["id"]) if e["kind"] == "ItemFailed"}
+    assert any("no longer exists" in r for r in reasons)
