@@ -70,6 +70,17 @@ class Jobs:
     def _path(self, job_id: str, suffix: str = "") -> str:
         return f"{self._base}/{check_id(job_id, 'batchjob_', 'job_id')}{suffix}"
 
+    def _ids(self, job_ids: Iterable[str]) -> builtins.list[str]:
+        """`job_ids` as a list, every ID checked, or `ValidationError`."""
+        if isinstance(job_ids, (str, bytes)) or not isinstance(job_ids, Iterable):
+            raise errors.ValidationError(
+                f"`job_ids` must be an iterable of job IDs (got a {type(job_ids).__name__})"
+            )
+        ids = builtins.list(job_ids)
+        for job_id in ids:
+            self._path(job_id)
+        return ids
+
     async def create(self, name: str, job_options: JobOptions | Mapping[str, Any]) -> Job:
         """Create a batch job that predicts on a dataset and delivers to a webhook.
 
@@ -368,7 +379,7 @@ class Jobs:
         task_group = self._task_group()
         return AsCompleted(
             self,
-            job_ids,
+            self._ids(job_ids),
             poller=self._client._poller(self) if task_group is not None else None,
             task_group=task_group,
             interval=interval,
@@ -409,7 +420,7 @@ class Jobs:
         Example:
             finals = await jobs.wait_all([a.id, b.id], fail_fast=False)
         """
-        ids = builtins.list(dict.fromkeys(job_ids))
+        ids = builtins.list(dict.fromkeys(self._ids(job_ids)))
         bad_state = None if raise_exception_if is None else str(raise_exception_if)
         finals: dict[str, Job] = {}
         failed: builtins.list[Job] = []

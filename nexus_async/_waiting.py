@@ -235,11 +235,21 @@ class Poller:
             async def get_one(job_id: str) -> None:
                 async with limiter:
                     try:
-                        found[job_id] = await self._jobs.get(job_id)
+                        job = await self._jobs.get(job_id)
                     except TRANSIENT:
                         pass
                     except errors.NexusError as exc:
                         failures[job_id] = exc
+                    else:
+                        if job.id == job_id:
+                            found[job_id] = job
+                        else:  # waiters file snapshots by the id they asked for
+                            failures[job_id] = errors.ResponseDecodeError(
+                                f"asked for job {job_id}, the API answered with job {job.id}",
+                                method="GET",
+                                url=self._jobs._http.base_url + self._jobs._path(job_id),
+                                status=200,
+                            )
 
             async with anyio.create_task_group() as tg:
                 for job_id in missing:

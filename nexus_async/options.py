@@ -166,7 +166,10 @@ class LogsFilter:
             raise ValidationError(
                 f"`after_time` must be earlier than `before_time` (got {after} >= {before})"
             )
-        if self.min_level is not None and self.min_level not in {lv.value for lv in LogLevel}:
+        if self.min_level is not None and (
+            not isinstance(self.min_level, str)
+            or self.min_level not in {lv.value for lv in LogLevel}
+        ):
             raise ValidationError(
                 f"`min_level` must be one of {[lv.value for lv in LogLevel]} "
                 f"(got {self.min_level!r})"
