@@ -363,7 +363,20 @@ class Stopwatch:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident set size so far, in MiB (stdlib `resource`)."""
+    """This process's peak resident set size so far, in MiB.
+
+    On Linux it is `VmHWM` from /proc/self/status: the high-water mark of this
+    process's own memory, which starts afresh at `exec`. (`getrusage`'s `ru_maxrss` is
+    not: a child started by a large parent reports at least the parent's size.)
+    Elsewhere, `ru_maxrss` from the stdlib `resource` module.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Linux reports KiB, macOS bytes.
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024

@@ -6,7 +6,7 @@ memory: the API returns entries newest first, ordered by (createTime, id)
 descending, so a stream that is strictly descending holds no entry twice, and one
 that is strictly descending and has the seeded count has lost none.
 
-    python -m benchmarks._logs_child --child ours|ref --base-url U --key K \\
+    python -m benchmarks._logs_child --child ours|ref|raw --base-url U --key K \\
         --project P --job J --out result.json
 """
 
@@ -60,6 +60,40 @@ def _ours(args: argparse.Namespace) -> Stream:
     return stream
 
 
+def _raw(args: argparse.Namespace) -> Stream:
+    """The limit: raw httpx pages + json.loads, paging by `beforeTime`, no models."""
+    import anyio
+    import httpx
+
+    url = f"{args.base_url}/projects/{args.project}/batch/jobs/{args.job}/logs"
+
+    def stream(check: StreamCheck) -> None:
+        async def go() -> None:
+            headers = {"Secret-Key": args.key}
+            async with httpx.AsyncClient(headers=headers, timeout=60.0) as client:
+                before: int | None = None
+                seen: set[str] = set()  # ids at the `before` millisecond already yielded
+                while True:
+                    params = {"maxEntries": "1000"}
+                    if before is not None:
+                        params["beforeTime"] = str(before)
+                    response = (await client.get(url, params=params)).raise_for_status()
+                    entries = json.loads(response.content)["entries"]
+                    for entry in entries:
+                        if entry["createTime"] != before or entry["id"] not in seen:
+                            check.add(entry["createTime"], entry["id"])
+                    if len(entries) < 1000:
+                        return
+                    oldest = entries[-1]["createTime"]
+                    if oldest != before:
+                        before, seen = oldest, set()
+                    seen.update(e["id"] for e in entries if e["createTime"] == oldest)
+
+        anyio.run(go)
+
+    return stream
+
+
 def _reference(args: argparse.Namespace) -> Stream:
     jobs = reference_project(args.base_url, args.key, args.project).batch.jobs
 
@@ -72,11 +106,11 @@ def _reference(args: argparse.Namespace) -> Stream:
 
 def main(argv: Sequence[str]) -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--child", choices=["ours", "ref"], required=True)
+    parser.add_argument("--child", choices=["ours", "ref", "raw"], required=True)
     for name in ("--base-url", "--key", "--project", "--job", "--out"):
         parser.add_argument(name, required=True)
     args = parser.parse_args(argv)
-    stream = _ours(args) if args.child == "ours" else _reference(args)  # imports the SDK
+    stream = {"ours": _ours, "ref": _reference, "raw": _raw}[args.child](args)  # imports it
     check = StreamCheck()
     error = None
     baseline = peak_rss_mb()
