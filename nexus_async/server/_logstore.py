@@ -117,18 +117,13 @@ class LogStore:
     def _next_time(self) -> int:
         """createTime for a runner-written entry: never before the previous one."""
         per_ms = self._clock.per_ms
-        now = now_ms()
-        if not per_ms or per_ms <= 1:
-            if per_ms == 1:
-                self._last_time = max(now, self._last_time + 1)
-            else:
-                self._last_time = max(now, self._last_time)
-            return self._last_time
-        if self._group_left > 0:
+        if per_ms is None:
+            self._last_time = max(now_ms(), self._last_time)
+        elif self._group_left > 0:
             self._group_left -= 1
-            return self._last_time
-        self._last_time = max(now, self._last_time + 1)
-        self._group_left = per_ms - 1
+        else:  # open a new group in a later millisecond
+            self._last_time = max(now_ms(), self._last_time + 1)
+            self._group_left = per_ms - 1
         return self._last_time
 
     def add(

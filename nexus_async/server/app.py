@@ -224,8 +224,8 @@ class _Api:
             raise ApiError(
                 400, f"header x-goog-hash must carry crc32c={dataset.crc32c} (the declared crc32c)"
             )
-        if dataset.overview == "Uploading":
-            raise ApiError(409, "an upload of this dataset is already in progress")
+        if dataset.overview in ("Uploading", "Processing"):
+            raise ApiError(409, f"an upload of this dataset is in progress ({dataset.overview})")
         # A retry after a lost response re-sends the same file: check it, change nothing.
         repeat = dataset.overview in ("Uploaded", "FailedProcessing")
         if not repeat:
@@ -242,8 +242,8 @@ class _Api:
         if repeat:
             return Response(status_code=200)
         dataset.set_status("Processing", "Reading items")
-        try:
-            dataset.items = parse_items(content)
+        try:  # a big file takes a while to parse: keep the event loop free meanwhile
+            dataset.items = await anyio.to_thread.run_sync(parse_items, content)
         except ValueError as exc:
             dataset.set_status("FailedProcessing", str(exc))
             logger.info("dataset %s failed processing: %s", dataset.id, exc)

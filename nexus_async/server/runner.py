@@ -270,7 +270,9 @@ class Runner:
                         if len(buffer) > limit:
                             raise StageError(f"item is larger than {limit} bytes")
                     return bytes(buffer)
-            except httpx.HTTPError as exc:
+            except StageError:
+                raise
+            except Exception as exc:  # httpx errors, and any URL httpx cannot use
                 raise StageError(f"cannot fetch item: {_describe(exc)}") from exc
         raise StageError(f"fetching the item timed out after {self.settings.gather_timeout:g} s")
 
@@ -384,7 +386,7 @@ class Runner:
                     text = bytes(snippet[:_BODY_SNIPPET]).decode("utf-8", "replace")
                     code = response.status_code
                     return code, text, "" if 200 <= code < 300 else f"HTTP {code}"
-            except httpx.HTTPError as exc:
+            except Exception as exc:  # httpx errors, and any URL httpx cannot use
                 return 0, "", _describe(exc)
         return 0, "", f"timed out after {self.settings.delivery_timeout:g} s"
 

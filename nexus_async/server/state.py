@@ -18,6 +18,7 @@ import hmac
 import json
 import re
 import secrets
+import urllib.parse
 import uuid
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Sequence
@@ -209,7 +210,12 @@ def check_item_url(url: object) -> str | None:
     if lowered.startswith(("http://", "https://")):
         if any(ch.isspace() for ch in url):
             return "`url` must not contain whitespace"
-        return None
+        try:
+            parts = urllib.parse.urlsplit(url)
+            valid = bool(parts.hostname) and (parts.port is None or parts.port > 0)
+        except ValueError:
+            valid = False
+        return None if valid else f"`url` is not a valid URL (got {url[:40]!r})"
     if lowered.startswith("data:"):
         return None if "," in url else "`url` is a data: URL without a comma"
     return f"`url` must be an http(s) or data: URL (got {url[:40]!r})"
@@ -377,17 +383,6 @@ class Job:
     def terminal(self) -> bool:
         return self.overview in ("Reached", "Failed")
 
-    @property
-    def ended_items(self) -> int:
-        c = self.counters
-        return (
-            c["FailedGather"]
-            + c["FailedProcess"]
-            + c["FailedPredict"]
-            + c["Delivered"]
-            + c["FailedDeliver"]
-        )
-
     def _touch(self) -> None:
         self.update_date = self.status_date = now_ms()
 
@@ -399,13 +394,13 @@ class Job:
         self._touch()
         self.logs.add("JobStarted", "Info", status="Running")
 
-    def record(self, stage: str, item: str, time_ms: float, reason: str | None = None) -> bool:
+    def record(self, stage: str, item: str, time_ms: float, reason: str | None = None) -> None:
         """Count one item's outcome at ``stage`` (failed when ``reason`` is given).
 
-        Returns False, changing nothing, when the job is already terminal.
+        Does nothing once the job is terminal.
         """
         if self.terminal:
-            return False
+            return
         info = STAGES[stage]
         if reason is None:
             self.counters[info.ok] += 1
@@ -416,7 +411,6 @@ class Job:
                 "ItemFailed", "Error", item=item, status=info.failed, time_ms=time_ms, reason=reason
             )
         self._touch()
-        return True
 
     def finish(self) -> None:
         """Every item has ended: ``Reached`` / ``Finished``."""
@@ -434,10 +428,10 @@ class Job:
         self._touch()
         self.logs.add("JobFinished", "Error", status="Failed", reason=STOP_REASON)
 
-    def cancel(self, at: int) -> bool:
-        """Stop the job now (the cancel PATCH, or a delete); False if already terminal."""
+    def cancel(self, at: int) -> None:
+        """Stop the job now (the cancel PATCH, or a delete); nothing if already terminal."""
         if self.terminal:
-            return False
+            return
         reason = f"{STOP_REASON} due to requested cancellation at {at}"
         self.overview, self.message, self.reason = "Failed", "Batch job cancelled", reason
         self.cancelled_at = at
@@ -446,7 +440,6 @@ class Job:
         self.logs.add("JobCancelled", "Warning", status="Failed", reason=reason)
         if self.cancel_scope is not None:
             self.cancel_scope.cancel()
-        return True
 
     def to_json(self) -> JSON:
         return {

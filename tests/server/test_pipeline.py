@@ -459,3 +459,21 @@ async def test_jobs_outlive_their_dataset_but_not_their_webhook(
     assert counters(finished)["FailedDeliver"] == 14
     reasons = {e["reason"] for e in await all_logs(client, job["id"]) if e["kind"] == "ItemFailed"}
     assert any("no longer exists" in r for r in reasons)
+
+
+async def test_an_unusable_item_url_costs_one_item_not_the_runner(
+    nexus: LocalNexus, client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    dataset_id = nexus.seed_dataset([TINY_PNG, TINY_PNG])
+    # Slip past validation, as a URL that parses but cannot be fetched would.
+    nexus.store.projects[nexus.project_id].dataset(dataset_id).items[0] = "http://[::1"
+    webhook = await create_webhook(client, receiver.url("/ok"))
+    job = await create_job(client, dataset_id, [webhook["id"]], nexus.deployment_id)
+    finished = await wait_terminal(client, job["id"])
+    assert counters(finished) == expect(
+        Gathered=1, FailedGather=1, Preprocessed=1, Predicted=1, Delivered=1
+    )
+    [failure] = [e for e in await all_logs(client, job["id"]) if e["kind"] == "ItemFailed"]
+    assert failure["reason"].startswith("cannot fetch item: InvalidURL")
+    again = await create_job(client, dataset_id, [webhook["id"]], nexus.deployment_id)
+    assert (await wait_terminal(client, again["id"]))["status"]["overview"] == "Reached"

@@ -101,6 +101,9 @@ def test_parse_items_reads_urls_and_skips_blank_lines() -> None:
         (b'{"kind":"Image","url":"ftp://x"}', "line 1: `url` must be an http"),
         (b'{"kind":"Image"}', "line 1: `url` must be a non-empty string"),
         (b'{"kind":"Image","url":"https://a b"}', "line 1: `url` must not contain whitespace"),
+        (b'{"kind":"Image","url":"http://[::1"}', "line 1: `url` is not a valid URL"),
+        (b'{"kind":"Image","url":"http://a:99999/"}', "line 1: `url` is not a valid URL"),
+        (b'{"kind":"Image","url":"https:///path"}', "line 1: `url` is not a valid URL"),
         (b"\xff\xfe", "not UTF-8"),
     ],
 )
