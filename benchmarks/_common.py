@@ -22,6 +22,7 @@ import platform
 import re
 import resource
 import select
+import signal
 import statistics
 import subprocess
 import sys
@@ -57,6 +58,7 @@ __all__ = [
     "render",
     "run_child",
     "serve",
+    "time_limit",
 ]
 
 T = TypeVar("T")
@@ -410,11 +412,36 @@ def run_child(module: str, args: Sequence[str], *, timeout: float) -> dict[str, 
 # ------------------------------------------------------------------------------ report
 
 
+@contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Raise `TimeoutError` in the main thread if the block runs longer than `seconds`.
+
+    A backstop for the whole run (SIGALRM, POSIX): whatever hangs, the exception
+    unwinds through `serve()`, which stops the server process. A no-op elsewhere.
+    """
+    if not hasattr(signal, "SIGALRM"):
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise TimeoutError(f"the benchmark run exceeded its time limit of {seconds:.0f} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def fmt_seconds(seconds: float) -> str:
     if seconds != seconds:  # NaN
         return "n/a"
     if seconds < 1e-3:
         return f"{seconds * 1e6:.0f} µs"
+    if seconds < 0.01:
+        return f"{seconds * 1e3:.2f} ms"
     if seconds < 1.0:
         return f"{seconds * 1e3:.1f} ms"
     return f"{seconds:.2f} s"
@@ -487,7 +514,8 @@ def bench_main(run: Callable[[bool], Report], argv: Sequence[str] | None = None)
     args = parser.parse_args(argv)
     pin_client()
     started = time.monotonic()
-    report = run(args.quick)
+    with time_limit(600.0):
+        report = run(args.quick)
     module = run.__module__
     if module == "__main__":  # run as `python -m benchmarks.bench_...`
         spec = getattr(sys.modules["__main__"], "__spec__", None)

@@ -92,10 +92,14 @@ def _reference(server: Server, job_ids: list[str], calls: int) -> Callable[[], T
     def go() -> Timing:
         jobs = server.reference_project().batch.jobs
         ids = [job_ids[index % len(job_ids)] for index in range(calls)]
-        with ThreadPoolExecutor(THREADS) as pool:
+        pool = ThreadPoolExecutor(THREADS)
+        try:
             list(pool.map(jobs.get, ids[:THREADS]))  # warm-up: start the threads
             with Stopwatch() as watch:
                 list(pool.map(jobs.get, ids))
+        finally:
+            # Never wait here for a hung call: stopping the server ends it.
+            pool.shutdown(wait=False, cancel_futures=True)
         return watch.timing
 
     return go

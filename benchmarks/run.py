@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from . import bench_decode, bench_fanout, bench_import, bench_logs, bench_overhead, bench_waiting
-from ._common import Report, pin_client, render
+from ._common import Report, pin_client, render, time_limit
 
 BENCHMARKS: dict[str, Callable[[bool], Report]] = {
     "overhead": bench_overhead.run,
@@ -45,11 +45,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     started = time.monotonic()
     reports = []
-    for name in chosen:
-        print(f"running {name} ...", file=sys.stderr, flush=True)
-        begun = time.monotonic()
-        reports.append(BENCHMARKS[name](args.quick))
-        print(f"  {name}: {time.monotonic() - begun:.0f} s", file=sys.stderr, flush=True)
+    with time_limit(600.0 if args.quick else 1800.0):  # a backstop: the full run takes ~6 min
+        for name in chosen:
+            print(f"running {name} ...", file=sys.stderr, flush=True)
+            begun = time.monotonic()
+            reports.append(BENCHMARKS[name](args.quick))
+            print(f"  {name}: {time.monotonic() - begun:.0f} s", file=sys.stderr, flush=True)
     command = "python -m benchmarks" + (" --quick" if args.quick else "")
     if args.only:
         command += f" --only {args.only}"
