@@ -45,8 +45,10 @@ from .state import (
     DAY_MS,
     DEFAULT_MAX_BACKOFF_MS,
     DEFAULT_MAX_RETRIES,
+    Collection,
     Dataset,
     Job,
+    Listed,
     Project,
     Webhook,
     check_endpoint,
@@ -130,10 +132,18 @@ class _Api:
         self.store.authenticate(self.core.project_id, request.headers.get("secret-key"))
 
     @staticmethod
-    def _page_args(request: Request) -> tuple[int, str | None]:
+    def _page(
+        request: Request, collection: Collection[Listed], render: Callable[[Listed], JSON]
+    ) -> Response:
+        """One page of a list call: ``{"nextPage", "prevPage", "data"}``."""
         limit = query_int(request.query_params, "limit", minimum=1, maximum=PAGE_LIMIT)
         cursor = request.query_params.get("page") or None
-        return (PAGE_LIMIT if limit is None else limit), cursor
+        items, next_page, prev_page = collection.page(
+            PAGE_LIMIT if limit is None else limit, cursor
+        )
+        return _ok(
+            {"nextPage": next_page, "prevPage": prev_page, "data": [render(i) for i in items]}
+        )
 
     def _require_runner(self) -> None:
         if not self.core.runner.running:
@@ -178,17 +188,8 @@ class _Api:
         return _ok(dataset.to_json(_base_url(request)))
 
     async def list_datasets(self, request: Request) -> Response:
-        project = self._project(request)
-        limit, cursor = self._page_args(request)
-        items, next_page, prev_page = project.datasets.page(limit, cursor)
         base = _base_url(request)
-        return _ok(
-            {
-                "nextPage": next_page,
-                "prevPage": prev_page,
-                "data": [item.to_json(base) for item in items],
-            }
-        )
+        return self._page(request, self._project(request).datasets, lambda d: d.to_json(base))
 
     async def get_dataset(self, request: Request) -> Response:
         project = self._project(request)
@@ -321,12 +322,7 @@ class _Api:
         return _ok(webhook.to_json())
 
     async def list_webhooks(self, request: Request) -> Response:
-        project = self._project(request)
-        limit, cursor = self._page_args(request)
-        items, next_page, prev_page = project.webhooks.page(limit, cursor)
-        return _ok(
-            {"nextPage": next_page, "prevPage": prev_page, "data": [w.to_json() for w in items]}
-        )
+        return self._page(request, self._project(request).webhooks, Webhook.to_json)
 
     async def get_webhook(self, request: Request) -> Response:
         project = self._project(request)
@@ -495,12 +491,7 @@ class _Api:
         return _ok(job.to_json())
 
     async def list_jobs(self, request: Request) -> Response:
-        project = self._project(request)
-        limit, cursor = self._page_args(request)
-        items, next_page, prev_page = project.jobs.page(limit, cursor)
-        return _ok(
-            {"nextPage": next_page, "prevPage": prev_page, "data": [j.to_json() for j in items]}
-        )
+        return self._page(request, self._project(request).jobs, Job.to_json)
 
     async def get_job(self, request: Request) -> Response:
         project = self._project(request)

@@ -38,6 +38,7 @@ __all__ = [
     "Collection",
     "Dataset",
     "Job",
+    "Listed",
     "Project",
     "Stage",
     "Store",
@@ -93,7 +94,7 @@ PROJECT_ID = re.compile(r"proj_[A-Za-z0-9_-]{1,128}")
 # ---------------------------------------------------------------------------- paging
 
 
-class _Listed(Protocol):
+class _HasKey(Protocol):
     @property
     def id(self) -> str: ...
 
@@ -101,7 +102,8 @@ class _Listed(Protocol):
     def create_date(self) -> int: ...
 
 
-T = TypeVar("T", bound=_Listed)
+Listed = TypeVar("Listed", bound=_HasKey)
+"""Anything a :class:`Collection` holds: it has an ``id`` and a ``create_date``."""
 Key = tuple[int, str]
 
 
@@ -128,7 +130,7 @@ def _decode_cursor(kind: str, cursor: str) -> tuple[str, Key]:
     return direction, (time, ident)
 
 
-class Collection(Generic[T]):
+class Collection(Generic[Listed]):
     """Resources of one kind in one project, listed newest first.
 
     A cursor is ``base64url(json([kind, direction, createDate, id]))``: "the items strictly
@@ -139,27 +141,27 @@ class Collection(Generic[T]):
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
-        self._items: dict[str, T] = {}
+        self._items: dict[str, Listed] = {}
         self._keys: list[Key] = []  # ascending
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def add(self, item: T) -> None:
+    def add(self, item: Listed) -> None:
         self._items[item.id] = item
         insort(self._keys, (item.create_date, item.id))
 
-    def get(self, ident: str) -> T | None:
+    def get(self, ident: str) -> Listed | None:
         return self._items.get(ident)
 
-    def remove(self, ident: str) -> T | None:
+    def remove(self, ident: str) -> Listed | None:
         item = self._items.pop(ident, None)
         if item is not None:
             index = bisect_left(self._keys, (item.create_date, item.id))
             del self._keys[index]
         return item
 
-    def page(self, limit: int, cursor: str | None) -> tuple[list[T], str | None, str | None]:
+    def page(self, limit: int, cursor: str | None) -> tuple[list[Listed], str | None, str | None]:
         """Return ``(items newest first, nextPage, prevPage)``."""
         keys = self._keys
         if cursor is None:

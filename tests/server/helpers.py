@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from nexus_async._crc32c import crc32c_b64
+from nexus_async.server import LocalNexus
 from nexus_async.signing import SignatureError, verify
 
 JSON = dict[str, Any]
@@ -38,6 +39,7 @@ COUNTERS = (
     "FailedDeliver",
 )
 TERMINAL = ("Reached", "Failed")
+HOUR_MS = 3_600_000
 
 
 def png_bytes(
@@ -148,6 +150,15 @@ async def create_job(
     assert response.status_code == 200, response.text
     job: JSON = response.json()
     return job
+
+
+async def idle_job(nexus: LocalNexus, client: httpx.AsyncClient) -> JSON:
+    """A job over one seeded item that starts in an hour: nothing runs meanwhile."""
+    dataset_id = nexus.seed_dataset([TINY_PNG])
+    webhook_id = nexus.seed_webhook("http://127.0.0.1:9/unused")
+    return await create_job(
+        client, dataset_id, [webhook_id], nexus.deployment_id, startAtTime=now_ms() + HOUR_MS
+    )
 
 
 async def wait_terminal(client: httpx.AsyncClient, job_id: str, timeout: float = 20.0) -> JSON:

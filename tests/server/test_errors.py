@@ -13,7 +13,7 @@ import pytest
 from nexus_async.server import LocalNexus
 
 from .conftest import api_client
-from .helpers import TINY_PNG, create_job, dataset_body, job_body, now_ms
+from .helpers import dataset_body, idle_job, job_body, now_ms
 
 
 @pytest.mark.parametrize(
@@ -123,11 +123,9 @@ async def test_fuzzed_bodies_never_cause_a_server_error(
     nexus: LocalNexus, client: httpx.AsyncClient
 ) -> None:
     rng = random.Random(2024)
-    dataset_id = nexus.seed_dataset([TINY_PNG])
-    webhook_id = nexus.seed_webhook("http://127.0.0.1:9/x")
-    job = await create_job(
-        client, dataset_id, [webhook_id], nexus.deployment_id, startAtTime=now_ms() + 3_600_000
-    )
+    job = await idle_job(nexus, client)
+    dataset_id = job["spec"]["datasetId"]
+    webhook_id = job["spec"]["resultDelivery"]["destinations"][0]["webhookId"]
     templates: list[tuple[str, str, dict[str, Any]]] = [
         ("POST", "jobs", job_body(dataset_id, [webhook_id], nexus.deployment_id)),
         ("POST", "datasets", dataset_body(b"x")),

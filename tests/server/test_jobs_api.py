@@ -12,6 +12,7 @@ import pytest
 from nexus_async.server import LocalNexus
 
 from .helpers import (
+    HOUR_MS,
     TINY_PNG,
     Receiver,
     assert_job_shape,
@@ -31,6 +32,14 @@ async def refs(nexus: LocalNexus, client: httpx.AsyncClient, receiver: Receiver)
     dataset = await create_dataset(client, [TINY_PNG])
     webhook = await create_webhook(client, receiver.url("/ok"))
     return {"dataset": dataset["id"], "webhook": webhook["id"], "deployment": nexus.deployment_id}
+
+
+async def later_job(
+    client: httpx.AsyncClient, refs: dict[str, str], **times: int
+) -> dict[str, Any]:
+    """A job that starts in an hour (unless told otherwise)."""
+    times.setdefault("startAtTime", now_ms() + HOUR_MS)
+    return await create_job(client, refs["dataset"], [refs["webhook"]], refs["deployment"], **times)
 
 
 def valid(refs: dict[str, str]) -> dict[str, Any]:
@@ -220,12 +229,9 @@ async def test_stop_must_follow_start_and_dataset_must_be_uploaded(
 async def test_list_newest_first_with_stable_cursors(
     client: httpx.AsyncClient, refs: dict[str, str]
 ) -> None:
-    in_an_hour = now_ms() + 3_600_000
     ids = []
     for _ in range(7):
-        job = await create_job(
-            client, refs["dataset"], [refs["webhook"]], refs["deployment"], startAtTime=in_an_hour
-        )
+        job = await later_job(client, refs)
         ids.append(job["id"])
         await anyio.sleep(0.002)
     newest_first = ids[::-1]
@@ -235,9 +241,7 @@ async def test_list_newest_first_with_stable_cursors(
     assert first["nextPage"]
     # Items change between the two page reads: the cursor still continues where it was.
     await client.delete(f"jobs/{newest_first[3]}")
-    newer = await create_job(
-        client, refs["dataset"], [refs["webhook"]], refs["deployment"], startAtTime=in_an_hour
-    )
+    newer = await later_job(client, refs)
     second = (await client.get("jobs", params={"limit": 3, "page": first["nextPage"]})).json()
     assert [j["id"] for j in second["data"]] == newest_first[4:7]
     assert second["nextPage"] is None
@@ -279,13 +283,7 @@ async def test_dataset_cursor_is_not_a_job_cursor(client: httpx.AsyncClient) -> 
 async def test_cancel_waiting_job_and_terminal_states_do_not_change(
     client: httpx.AsyncClient, refs: dict[str, str]
 ) -> None:
-    job = await create_job(
-        client,
-        refs["dataset"],
-        [refs["webhook"]],
-        refs["deployment"],
-        startAtTime=now_ms() + 3_600_000,
-    )
+    job = await later_job(client, refs)
     requested = now_ms()
     cancelled = await client.patch(f"jobs/{job['id']}", json={"spec": {"stopAtTime": requested}})
     assert cancelled.status_code == 200
@@ -309,10 +307,8 @@ async def test_cancel_waiting_job_and_terminal_states_do_not_change(
 async def test_patch_with_a_later_stop_time_moves_it(
     client: httpx.AsyncClient, refs: dict[str, str]
 ) -> None:
-    start = now_ms() + 3_600_000
-    job = await create_job(
-        client, refs["dataset"], [refs["webhook"]], refs["deployment"], startAtTime=start
-    )
+    start = now_ms() + HOUR_MS
+    job = await later_job(client, refs, startAtTime=start)
     moved = (
         await client.patch(f"jobs/{job['id']}", json={"spec": {"stopAtTime": start + 5000}})
     ).json()
@@ -334,26 +330,14 @@ async def test_patch_with_a_later_stop_time_moves_it(
 async def test_patch_validation(
     client: httpx.AsyncClient, refs: dict[str, str], body: dict[str, Any], message: str
 ) -> None:
-    job = await create_job(
-        client,
-        refs["dataset"],
-        [refs["webhook"]],
-        refs["deployment"],
-        startAtTime=now_ms() + 3_600_000,
-    )
+    job = await later_job(client, refs)
     response = await client.patch(f"jobs/{job['id']}", json=body)
     assert response.status_code == 400
     assert message in response.json()["message"]
 
 
 async def test_delete(client: httpx.AsyncClient, refs: dict[str, str]) -> None:
-    job = await create_job(
-        client,
-        refs["dataset"],
-        [refs["webhook"]],
-        refs["deployment"],
-        startAtTime=now_ms() + 3_600_000,
-    )
+    job = await later_job(client, refs)
     deleted = await client.delete(f"jobs/{job['id']}")
     assert deleted.status_code == 200
     assert deleted.json() == {"id": job["id"], "deleted": True}

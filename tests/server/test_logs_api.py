@@ -10,18 +10,13 @@ import pytest
 
 from nexus_async.server import LocalNexus
 
-from .helpers import TINY_PNG, assert_log_entry_shape, create_job, now_ms
+from .helpers import assert_log_entry_shape, idle_job
 
 
 @pytest.fixture
 async def job_id(nexus: LocalNexus, client: httpx.AsyncClient) -> str:
     """A job that never starts (so only seeded entries are in its log)."""
-    dataset_id = nexus.seed_dataset([TINY_PNG])
-    webhook_id = nexus.seed_webhook("http://127.0.0.1:9/unused")
-    job = await create_job(
-        client, dataset_id, [webhook_id], nexus.deployment_id, startAtTime=now_ms() + 3_600_000
-    )
-    return str(job["id"])
+    return str((await idle_job(nexus, client))["id"])
 
 
 async def logs(client: httpx.AsyncClient, job_id: str, **params: Any) -> list[dict[str, Any]]:
