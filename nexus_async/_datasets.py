@@ -35,7 +35,8 @@ from ._convert import unstructure
 from ._crc32c import Crc32c
 from ._http import HTTPCore, Retry
 from ._poll import watch_changes
-from ._validate import check_id, check_keys, check_str
+from ._resource import Collection
+from ._validate import check_keys, check_str
 from .models import (
     Dataset,
     DatasetSourceSpec,
@@ -270,19 +271,18 @@ def _body(file: IO[bytes], size: int, where: str) -> Callable[[], AsyncIterator[
     return stream
 
 
-class Datasets:
+class Datasets(Collection[Dataset]):
     """The datasets of one project. Get it as `client.get_project(...).batch.datasets`."""
 
     def __init__(self, http: HTTPCore, project_id: str) -> None:
-        self._http = http
-        self._project_id = project_id
-        self._base = f"/projects/{project_id}/batch/datasets"
-
-    def __repr__(self) -> str:
-        return f"<Datasets project_id={self._project_id!r}>"
-
-    def _path(self, dataset_id: str) -> str:
-        return f"{self._base}/{check_id(dataset_id, 'dataset_', 'dataset_id')}"
+        super().__init__(
+            http,
+            project_id,
+            segment="datasets",
+            model=Dataset,
+            prefix="dataset_",
+            id_name="dataset_id",
+        )
 
     async def create(self, name: str, dataset_path: str | os.PathLike[str]) -> Dataset:
         """Create a dataset from an NDJSON file and upload the file.
@@ -417,9 +417,7 @@ class Datasets:
 
     async def get(self, dataset_id: str) -> Dataset:
         """The dataset with this ID."""
-        return await self._http.request(
-            "GET", self._path(dataset_id), into=Dataset, retry=Retry.IDEMPOTENT
-        )
+        return await self._fetch(dataset_id)
 
     async def list(
         self, pagination: Pagination | Mapping[str, Any] | None = None
@@ -429,30 +427,16 @@ class Datasets:
         Args:
             pagination: `{"limit": 1..1000 (default 1000), "page": cursor}` or a `Pagination`.
         """
-        params = Pagination.coerce(pagination).to_params()
-        return await self._http.request(
-            "GET",
-            self._base,
-            into=PaginationResponse[Dataset],
-            retry=Retry.IDEMPOTENT,
-            params=params,
-        )
+        return await self._page(pagination)
 
-    async def iter(self, *, page_size: int = MAX_PAGE) -> AsyncGenerator[Dataset, None]:
+    def iter(self, *, page_size: int = MAX_PAGE) -> AsyncGenerator[Dataset, None]:
         """Every dataset of the project across all pages, newest first.
 
         Example:
             async for dataset in datasets.iter():
                 ...
         """
-        pagination = Pagination(limit=page_size)
-        while True:
-            page = await self.list(pagination)
-            for dataset in page.data:
-                yield dataset
-            if page.next_page is None:
-                return
-            pagination = Pagination(limit=page_size, page=page.next_page)
+        return self._all(page_size)
 
     async def delete(self, dataset_id: str) -> DeleteResponse:
         """Delete a dataset.
@@ -460,15 +444,7 @@ class Datasets:
         If an earlier attempt of this call was cut off after the API deleted the
         dataset, the retry's 404 is reported as the deletion it is.
         """
-        path = self._path(dataset_id)
-        try:
-            return await self._http.request(
-                "DELETE", path, into=DeleteResponse, retry=Retry.IDEMPOTENT
-            )
-        except errors.NotFoundError as exc:
-            if exc.attempts > 1:
-                return DeleteResponse(id=dataset_id, deleted=True)
-            raise
+        return await self._remove(dataset_id)
 
     async def wait_until_done(
         self,
@@ -496,7 +472,7 @@ class Datasets:
         Example:
             dataset = await datasets.wait_until_done(dataset.id, timeout=300)
         """
-        path = self._path(dataset_id)
+        self._path(dataset_id)  # checked before the first poll
 
         def timed_out(last: Dataset | None) -> BaseException:
             state = "never answered" if last is None else f"last seen {last.status.overview}"
@@ -505,7 +481,7 @@ class Datasets:
             )
 
         snapshots = watch_changes(
-            lambda: self._http.request("GET", path, into=Dataset, retry=Retry.IDEMPOTENT),
+            lambda: self._fetch(dataset_id),
             state=lambda dataset: dataset.status,
             finished=lambda dataset: dataset.status.is_finished,
             interval=interval,

@@ -92,8 +92,7 @@ async def _demo(items: int, job_count: int, console: Console) -> int:
     from rich.rule import Rule
     from rich.table import Table
 
-    from .server import LocalNexus
-    from .server import serve_asgi
+    from .server import LocalNexus, serve_asgi
 
     started = time.perf_counter()
     rng = random.Random(7)

@@ -9,7 +9,6 @@ import logging
 import time
 from collections.abc import (
     AsyncGenerator,
-    AsyncIterator,
     Awaitable,
     Callable,
     Iterable,
@@ -24,7 +23,8 @@ from . import errors
 from ._convert import unstructure
 from ._http import Retry
 from ._poll import TRANSIENT, poll_backoff, watch_changes
-from ._validate import check_id, check_str
+from ._resource import Collection
+from ._validate import check_str
 from .models import (
     DeleteResponse,
     Job,
@@ -52,23 +52,22 @@ OnUpdate = Callable[[Job], "Awaitable[None] | None"]
 _STOP_SECONDS = 5.0
 
 
-class Jobs:
+class Jobs(Collection[Job]):
     """The batch jobs of one project. Get it as `client.get_project(...).batch.jobs`."""
 
     def __init__(self, client: AsyncClient, project_id: str) -> None:
+        super().__init__(
+            client._http,
+            project_id,
+            segment="jobs",
+            model=Job,
+            prefix="batchjob_",
+            id_name="job_id",
+        )
         self._client = client
-        self._http = client._http
-        self._project_id = project_id
-        self._base = f"/projects/{project_id}/batch/jobs"
 
     def _task_group(self) -> TaskGroup | None:
         return self._client._current_task_group()
-
-    def __repr__(self) -> str:
-        return f"<Jobs project_id={self._project_id!r}>"
-
-    def _path(self, job_id: str, suffix: str = "") -> str:
-        return f"{self._base}/{check_id(job_id, 'batchjob_', 'job_id')}{suffix}"
 
     def _ids(self, job_ids: Iterable[str]) -> builtins.list[str]:
         """`job_ids` as a list, every ID checked, or `ValidationError`."""
@@ -121,34 +120,20 @@ class Jobs:
             page = await jobs.list({"limit": 50})
             older = await jobs.list({"page": page["next_page"]})
         """
-        params = Pagination.coerce(pagination).to_params()
-        return await self._http.request(
-            "GET",
-            self._base,
-            into=PaginationResponse[Job],
-            retry=Retry.IDEMPOTENT,
-            params=params,
-        )
+        return await self._page(pagination)
 
-    async def iter(self, *, page_size: int = MAX_PAGE) -> AsyncIterator[Job]:
+    def iter(self, *, page_size: int = MAX_PAGE) -> AsyncGenerator[Job, None]:
         """Every job of the project across all pages, newest first.
 
         Example:
             async for job in jobs.iter():
                 ...
         """
-        pagination = Pagination(limit=page_size)
-        while True:
-            page = await self.list(pagination)
-            for job in page.data:
-                yield job
-            if page.next_page is None:
-                return
-            pagination = Pagination(limit=page_size, page=page.next_page)
+        return self._all(page_size)
 
     async def get(self, job_id: str) -> Job:
         """The job with this ID."""
-        return await self._http.request("GET", self._path(job_id), into=Job, retry=Retry.IDEMPOTENT)
+        return await self._fetch(job_id)
 
     async def cancel(self, job_id: str) -> Job:
         """Cancel a scheduled or running job by moving its stop time to now.
@@ -167,15 +152,7 @@ class Jobs:
         If an earlier attempt of this call was cut off after the API deleted the job,
         the retry's 404 is reported as the deletion it is.
         """
-        path = self._path(job_id)
-        try:
-            return await self._http.request(
-                "DELETE", path, into=DeleteResponse, retry=Retry.IDEMPOTENT
-            )
-        except errors.NotFoundError as exc:
-            if exc.attempts > 1:
-                return DeleteResponse(id=job_id, deleted=True)
-            raise
+        return await self._remove(job_id)
 
     async def get_logs(
         self, job_id: str, logs_filter: LogsFilter | Mapping[str, Any] | None = None
@@ -284,9 +261,9 @@ class Jobs:
             timeout: Seconds before `WaitTimeoutError` (carrying the last snapshot);
                 None waits without limit.
         """
-        path = self._path(job_id)
+        self._path(job_id)  # checked before the first poll
         snapshots = watch_changes(
-            lambda: self._http.request("GET", path, into=Job, retry=Retry.IDEMPOTENT),
+            lambda: self._fetch(job_id),
             state=lambda job: job.status,
             finished=lambda job: job.status.is_finished,
             interval=interval,
@@ -477,7 +454,7 @@ class Jobs:
             async for entry in jobs.follow_logs(job.id):
                 print(entry.create_time, entry.kind, entry.item)
         """
-        path = self._path(job_id)
+        self._path(job_id)  # checked before the first request
         backoff = poll_backoff(interval)
         base = LogsFilter(min_level=min_level, after_time=after_time)
         newest_time = base.after_time
@@ -487,7 +464,7 @@ class Jobs:
             finished = False
             fresh: builtins.list[JobLogEntry] = []
             try:
-                job = await self._http.request("GET", path, into=Job, retry=Retry.IDEMPOTENT)
+                job = await self._fetch(job_id)
                 finished = job.is_finished
                 # Re-read the newest millisecond: entries may still arrive in it.
                 query = attrs.evolve(

@@ -21,7 +21,8 @@ import attrs
 from . import errors
 from ._convert import unstructure
 from ._http import HTTPCore, Retry
-from ._validate import check_id, check_int, check_keys, check_str
+from ._resource import Collection
+from ._validate import check_int, check_keys, check_str
 from .models import (
     CreatedWebhook,
     DeleteResponse,
@@ -135,19 +136,18 @@ def _spec(value: Any) -> WebhookSpec:
     )
 
 
-class Webhooks:
+class Webhooks(Collection[Webhook]):
     """The webhooks of one project. Get it as `client.get_project(...).batch.webhooks`."""
 
     def __init__(self, http: HTTPCore, project_id: str) -> None:
-        self._http = http
-        self._project_id = project_id
-        self._base = f"/projects/{project_id}/batch/webhooks"
-
-    def __repr__(self) -> str:
-        return f"<Webhooks project_id={self._project_id!r}>"
-
-    def _path(self, webhook_id: str, suffix: str = "") -> str:
-        return f"{self._base}/{check_id(webhook_id, 'webhook_', 'webhook_id')}{suffix}"
+        super().__init__(
+            http,
+            project_id,
+            segment="webhooks",
+            model=Webhook,
+            prefix="webhook_",
+            id_name="webhook_id",
+        )
 
     async def create(
         self, name: str, webhook_spec: WebhookSpec | Mapping[str, Any]
@@ -187,9 +187,7 @@ class Webhooks:
 
     async def get(self, webhook_id: str) -> Webhook:
         """The webhook with this ID (without its secret, which the API never returns)."""
-        return await self._http.request(
-            "GET", self._path(webhook_id), into=Webhook, retry=Retry.IDEMPOTENT
-        )
+        return await self._fetch(webhook_id)
 
     async def list(
         self, pagination: Pagination | Mapping[str, Any] | None = None
@@ -199,25 +197,11 @@ class Webhooks:
         Args:
             pagination: `{"limit": 1..1000 (default 1000), "page": cursor}` or a `Pagination`.
         """
-        params = Pagination.coerce(pagination).to_params()
-        return await self._http.request(
-            "GET",
-            self._base,
-            into=PaginationResponse[Webhook],
-            retry=Retry.IDEMPOTENT,
-            params=params,
-        )
+        return await self._page(pagination)
 
-    async def iter(self, *, page_size: int = MAX_PAGE) -> AsyncGenerator[Webhook, None]:
+    def iter(self, *, page_size: int = MAX_PAGE) -> AsyncGenerator[Webhook, None]:
         """Every webhook of the project across all pages, newest first."""
-        pagination = Pagination(limit=page_size)
-        while True:
-            page = await self.list(pagination)
-            for webhook in page.data:
-                yield webhook
-            if page.next_page is None:
-                return
-            pagination = Pagination(limit=page_size, page=page.next_page)
+        return self._all(page_size)
 
     async def update(
         self, webhook_id: str, webhook_spec: WebhookSpec | Mapping[str, Any]
@@ -297,12 +281,4 @@ class Webhooks:
         If an earlier attempt of this call was cut off after the API deleted the
         webhook, the retry's 404 is reported as the deletion it is.
         """
-        path = self._path(webhook_id)
-        try:
-            return await self._http.request(
-                "DELETE", path, into=DeleteResponse, retry=Retry.IDEMPOTENT
-            )
-        except errors.NotFoundError as exc:
-            if exc.attempts > 1:
-                return DeleteResponse(id=webhook_id, deleted=True)
-            raise
+        return await self._remove(webhook_id)

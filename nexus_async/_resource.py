@@ -1,0 +1,92 @@
+"""What the project's collections (jobs, datasets, webhooks) share.
+
+Each collection is a path under `/projects/{id}/batch/`, whose items have IDs with
+one prefix and are read, listed by pages, walked across pages and deleted the same
+way. The resource classes keep their public methods (with their own docstrings)
+and delegate those to this base.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Mapping
+from typing import Any, Generic, TypeVar
+
+from . import errors
+from ._http import HTTPCore, Retry
+from ._validate import check_id
+from .models import DeleteResponse, PaginationResponse
+from .options import MAX_PAGE, Pagination
+
+__all__ = ["Collection"]
+
+T = TypeVar("T")
+
+
+class Collection(Generic[T]):
+    """One collection of a project: `/projects/{project_id}/batch/{segment}`."""
+
+    def __init__(
+        self,
+        http: HTTPCore,
+        project_id: str,
+        *,
+        segment: str,
+        model: type[T],
+        prefix: str,
+        id_name: str,
+    ) -> None:
+        self._http = http
+        self._project_id = project_id
+        self._base = f"/projects/{project_id}/batch/{segment}"
+        self._model = model
+        self._prefix = prefix
+        self._id_name = id_name
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} project_id={self._project_id!r}>"
+
+    def _path(self, resource_id: str, suffix: str = "") -> str:
+        """The path of one item; the ID is checked so that it cannot change the path."""
+        return f"{self._base}/{check_id(resource_id, self._prefix, self._id_name)}{suffix}"
+
+    async def _fetch(self, resource_id: str) -> T:
+        return await self._http.request(
+            "GET", self._path(resource_id), into=self._model, retry=Retry.IDEMPOTENT
+        )
+
+    async def _page(
+        self, pagination: Pagination | Mapping[str, Any] | None
+    ) -> PaginationResponse[T]:
+        params = Pagination.coerce(pagination).to_params()
+        return await self._http.request(
+            "GET",
+            self._base,
+            into=PaginationResponse[self._model],  # type: ignore[name-defined]
+            retry=Retry.IDEMPOTENT,
+            params=params,
+        )
+
+    def _all(self, page_size: int = MAX_PAGE) -> AsyncGenerator[T, None]:
+        first = Pagination(limit=page_size)  # checked now, not at the first iteration
+        return self._walk(first)
+
+    async def _walk(self, pagination: Pagination) -> AsyncGenerator[T, None]:
+        while True:
+            page = await self._page(pagination)
+            for item in page.data:
+                yield item
+            if page.next_page is None:
+                return
+            pagination = Pagination(limit=pagination.limit, page=page.next_page)
+
+    async def _remove(self, resource_id: str) -> DeleteResponse:
+        """Delete one item; a retry's 404 after a lost answer is the deletion it is."""
+        path = self._path(resource_id)
+        try:
+            return await self._http.request(
+                "DELETE", path, into=DeleteResponse, retry=Retry.IDEMPOTENT
+            )
+        except errors.NotFoundError as exc:
+            if exc.attempts > 1:
+                return DeleteResponse(id=resource_id, deleted=True)
+            raise
