@@ -112,8 +112,12 @@ class HTTPCore:
         retry: Retry,
         params: Mapping[str, str] | None = None,
         body: Any = None,
+        redact: tuple[str, ...] = (),
     ) -> T:
         """Send `method path`, retrying as `retry` allows, and decode the 2xx body into `into`.
+
+        Error messages quote the server's answer, which may echo what was sent: the
+        secret key and the `redact` strings (secrets in `body`) are replaced there.
 
         Raises:
             nexus_async.errors.TransportError: no response after the allowed attempts.
@@ -126,10 +130,18 @@ class HTTPCore:
         if body is not None:
             content = json.dumps(body, separators=(",", ":")).encode()
             headers = {**headers, "Content-Type": "application/json"}
+        secrets = (self._secret_key, *redact)
         response, attempt = await self._send(
-            method, url, url, headers=headers, params=params, content=lambda: content, retry=retry
+            method,
+            url,
+            url,
+            headers=headers,
+            params=params,
+            content=lambda: content,
+            retry=retry,
+            redact=secrets,
         )
-        return _decode(response, into, method, url, attempt)
+        return _decode(response, into, method, url, attempt, secrets)
 
     async def upload(
         self,
@@ -162,6 +174,7 @@ class HTTPCore:
             content=content,
             retry=retry,
             api=False,
+            redact=(self._secret_key,),
         )
 
     async def _send(
@@ -175,6 +188,7 @@ class HTTPCore:
         content: Callable[[], bytes | AsyncIterable[bytes] | None],
         retry: Retry,
         api: bool = True,
+        redact: tuple[str, ...] = (),
     ) -> tuple[httpx.Response, int]:
         """The retry loop: the first 2xx response and the attempt it came on, or raise.
 
@@ -218,7 +232,7 @@ class HTTPCore:
                 )
                 if response.is_success:
                     return response, attempt
-                error = _status_error(response, method, shown_url, attempt)
+                error = _status_error(response, method, shown_url, attempt, redact)
                 retryable = retry is Retry.IDEMPOTENT and response.status_code in _RETRY_STATUSES
                 if response.status_code == 429:
                     retry_after = _retry_after(response)
@@ -266,8 +280,20 @@ def _transport_error(
     return error
 
 
+def _redacted(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
+def _snippet(response: httpx.Response, redact: tuple[str, ...]) -> str:
+    """The start of the body for a message, secrets taken out before it is cut."""
+    return _redacted(response.text[:1000], redact)[:200]
+
+
 def _status_error(
-    response: httpx.Response, method: str, url: str, attempt: int
+    response: httpx.Response, method: str, url: str, attempt: int, redact: tuple[str, ...]
 ) -> errors.APIStatusError:
     status = response.status_code
     message = f"HTTP {status} {response.reason_phrase}".strip()
@@ -275,13 +301,13 @@ def _status_error(
     try:
         payload = json.loads(response.content)
     except ValueError:
-        snippet = response.text[:200].strip()
+        snippet = _snippet(response, redact).strip()
         if snippet:
             message = f"{message}: {snippet}"
     else:
         if isinstance(payload, dict):
             if isinstance(payload.get("message"), str):
-                message = payload["message"]
+                message = _redacted(payload["message"], redact)
             if isinstance(payload.get("code"), str):
                 code = payload["code"]
     cls = errors.status_error_class(status)
@@ -315,12 +341,19 @@ def _retry_after(response: httpx.Response) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _decode(response: httpx.Response, into: type[T], method: str, url: str, attempt: int) -> T:
+def _decode(
+    response: httpx.Response,
+    into: type[T],
+    method: str,
+    url: str,
+    attempt: int,
+    redact: tuple[str, ...],
+) -> T:
     try:
         data = json.loads(response.content)
     except ValueError as exc:
         raise errors.ResponseDecodeError(
-            f"response body is not JSON: {response.text[:200]!r}",
+            f"response body is not JSON: {_snippet(response, redact)!r}",
             method=method,
             url=url,
             status=response.status_code,
@@ -331,7 +364,7 @@ def _decode(response: httpx.Response, into: type[T], method: str, url: str, atte
         return structure(data, into)
     except DecodeFailure as exc:
         raise errors.ResponseDecodeError(
-            str(exc),
+            _redacted(str(exc), redact),
             method=method,
             url=url,
             status=response.status_code,

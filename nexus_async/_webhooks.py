@@ -179,10 +179,15 @@ class Webhooks(Collection[Webhook]):
         check_str(name, "name")
         spec = _spec(webhook_spec)
         body = {"name": name, "spec": unstructure(spec)}
-        webhook = await self._http.request(
-            "POST", self._base, into=Webhook, retry=Retry.UNSENT, body=body
-        )
         assert spec.secret is not None
+        webhook = await self._http.request(
+            "POST",
+            self._base,
+            into=Webhook,
+            retry=Retry.UNSENT,
+            body=body,
+            redact=(spec.secret.contents,),
+        )
         return CreatedWebhook(**attrs.asdict(webhook, recurse=False), secret=spec.secret.contents)
 
     async def get(self, webhook_id: str) -> Webhook:
@@ -260,7 +265,7 @@ class Webhooks(Collection[Webhook]):
         path = self._path(webhook_id, "/secret")
         body = {"contents": check_secret(secret, "secret")}
         return await self._http.request(
-            "PUT", path, into=Webhook, retry=Retry.IDEMPOTENT, body=body
+            "PUT", path, into=Webhook, retry=Retry.IDEMPOTENT, body=body, redact=(body["contents"],)
         )
 
     async def test(self, webhook_id: str) -> WebhookTestResponse:
