@@ -4,7 +4,7 @@
 
 Needs the `bench` extra (`pip install -e '.[dev,bench]'`): the reference SDK
 `datature==1.12.2`. Every comparison starts its own local server process; nothing
-leaves the loopback interface. The full run takes about 8 minutes on 2 cores,
+leaves the loopback interface. The full run takes about 6 minutes on 2 cores,
 `--quick` about 2.
 """
 
