@@ -24,7 +24,7 @@ from ._convert import unstructure
 from ._http import Retry
 from ._poll import TRANSIENT, poll_backoff, watch_changes
 from ._resource import Collection
-from ._validate import check_str
+from ._validate import check_id, check_int, check_str
 from .models import (
     DeleteResponse,
     Job,
@@ -308,6 +308,7 @@ class Jobs(Collection[Job]):
         """
         if raise_exception_if is not None:
             check_str(str(raise_exception_if), "raise_exception_if")
+        _check_callback(on_update, "on_update")
         final: Job | None = None
         async with _closing(self.watch(job_id, interval=interval, timeout=timeout)) as snapshots:
             async for final in snapshots:
@@ -353,6 +354,8 @@ class Jobs(Collection[Job]):
         """
         from ._waiting import AsCompleted
 
+        _check_callback(on_update, "on_update")
+        _check_callback(on_progress, "on_progress")
         task_group = self._task_group()
         return AsCompleted(
             self,
@@ -363,7 +366,7 @@ class Jobs(Collection[Job]):
             timeout=timeout,
             on_update=on_update,
             on_progress=on_progress,
-            totals=dict(totals) if totals is not None else None,
+            totals=_check_totals(totals),
         )
 
     async def wait_all(
@@ -495,6 +498,27 @@ class Jobs(Collection[Job]):
             if finished:
                 return
             await anyio.sleep(backoff.delay(step))
+
+
+def _check_callback(value: object, name: str) -> None:
+    if value is not None and not callable(value):
+        raise errors.ValidationError(
+            f"`{name}` must be a function or None (got a {type(value).__name__})"
+        )
+
+
+def _check_totals(value: Mapping[str, int] | None) -> dict[str, int] | None:
+    """`totals` as a dict of job ID -> item count (>= 0), or `ValidationError`."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise errors.ValidationError(
+            f"`totals` must be a dict of job ID -> item count (got a {type(value).__name__})"
+        )
+    for job_id, count in value.items():
+        check_id(job_id, "batchjob_", "totals key")
+        check_int(count, f"totals[{job_id!r}]", minimum=0)
+    return dict(value)
 
 
 def _ended_message(job: Job) -> str:

@@ -644,3 +644,80 @@ async def test_an_answer_about_another_job_is_a_decode_error_for_waiters() -> No
         with pytest.raises(errors.ResponseDecodeError, match="batchjob_someone_else"):
             await jobs.wait_all(["batchjob_mine"], interval=0.01, timeout=5)
     await http.aclose()
+
+
+def _noop(_: object) -> None:
+    return None
+
+
+async def _anoop(_: object) -> None:
+    return None
+
+
+CALLBACKS = st.one_of(st.none(), st.sampled_from([_noop, _anoop]), WRONG_TYPES)
+
+
+@SETTINGS
+@given(
+    which=st.sampled_from(["wait_until_done", "as_completed", "wait_all"]),
+    on_update=CALLBACKS,
+    on_progress=CALLBACKS,
+    totals=st.one_of(
+        st.none(),
+        st.dictionaries(st.just("batchjob_1"), st.one_of(st.integers(0, 10), WRONG_TYPES)),
+        WRONG_TYPES,
+    ),
+)
+async def test_callbacks_and_totals(
+    which: str, on_update: Any, on_progress: Any, totals: Any
+) -> None:
+    api = FakeApi()
+    async with api.client() as client:
+        jobs = client.get_project(PROJECT).batch.jobs
+
+        async def call() -> object:
+            if which == "wait_until_done":
+                return await jobs.wait_until_done("batchjob_1", interval=0.01, on_update=on_update)
+            if which == "wait_all":
+                return await jobs.wait_all(
+                    ["batchjob_1"],
+                    interval=0.01,
+                    on_update=on_update,
+                    on_progress=on_progress,
+                    totals=totals,
+                )
+            async with jobs.as_completed(
+                ["batchjob_1"],
+                interval=0.01,
+                on_update=on_update,
+                on_progress=on_progress,
+                totals=totals,
+            ) as finished:
+                return [job async for job in finished]
+
+        await outcome(call, api)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"on_update": True}, "on_update"),
+        ({"on_progress": "print"}, "on_progress"),
+        ({"totals": [("batchjob_1", 3)]}, "totals"),
+        ({"totals": {"batchjob_1": "3"}}, "totals"),
+        ({"totals": {"job/../1": 3}}, "totals"),
+    ],
+)
+async def test_bad_callbacks_and_totals_fail_before_anything_is_sent(
+    kwargs: dict[str, Any], match: str
+) -> None:
+    """A non-callable callback or a bad `totals` used to fail later, as a raw TypeError."""
+    api = FakeApi()
+    async with api.client() as client:
+        jobs = client.get_project(PROJECT).batch.jobs
+        with pytest.raises(errors.ValidationError, match=match):
+            await jobs.wait_all(["batchjob_1"], **kwargs)
+        if "on_update" in kwargs:
+            with pytest.raises(errors.ValidationError, match=match):
+                await jobs.wait_until_done("batchjob_1", **kwargs)
+    assert api.requests == []
