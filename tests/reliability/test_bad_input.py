@@ -721,3 +721,37 @@ async def test_bad_callbacks_and_totals_fail_before_anything_is_sent(
             with pytest.raises(errors.ValidationError, match=match):
                 await jobs.wait_until_done("batchjob_1", **kwargs)
     assert api.requests == []
+
+
+@MANY
+@given(spec=webhook_specs())
+async def test_webhook_updates(spec: Any) -> None:
+    api = FakeApi()
+    async with api.client() as client:
+        webhooks = client.get_project(PROJECT).batch.webhooks
+        if not await outcome(lambda: webhooks.update("webhook_1", spec), api):
+            return
+    (request,) = api.requests
+    assert (request.method, raw_path(request)) == (
+        "PATCH",
+        f"/projects/{PROJECT}/batch/webhooks/webhook_1",
+    )
+    sent = json.loads(request.content)["spec"]
+    assert set(sent) == set(spec)
+    assert "secret" not in sent
+    if "endpoint" in spec:
+        assert sent["endpoint"] == spec["endpoint"]
+
+
+@pytest.mark.parametrize("resource", ["jobs", "datasets", "webhooks"])
+@SETTINGS
+@given(page_size=st.one_of(st.integers(-5, 1005), WRONG_TYPES))
+async def test_iter_page_sizes(resource: str, page_size: Any) -> None:
+    api = FakeApi()
+    async with api.client() as client:
+        lister = getattr(client.get_project(PROJECT).batch, resource)
+        if not await outcome(lambda: consume(lister.iter(page_size=page_size)), api):
+            return
+    (request,) = api.requests
+    assert raw_path(request) == f"/projects/{PROJECT}/batch/{resource}"
+    assert dict(request.url.params) == ({} if page_size is None else {"limit": str(page_size)})
