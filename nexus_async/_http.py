@@ -38,6 +38,7 @@ import httpx
 from . import errors
 from ._backoff import RetryPolicy
 from ._convert import DecodeFailure, structure
+from ._transport import SpreadTransport
 from ._version import __version__
 
 __all__ = ["HTTPCore", "Retry"]
@@ -83,11 +84,10 @@ class HTTPCore:
         self._in_flight = anyio.Semaphore(max_in_flight)
         self._paused_until = 0.0  # anyio clock; set by a 429 for the whole client
         self.requests_sent = 0
+        # One connection per pool (see `_transport`): httpcore's pool bookkeeping
+        # grows with its connection count and dominated fan-out CPU time.
         self.client = http_client or httpx.AsyncClient(
-            timeout=timeout,
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
+            timeout=timeout, transport=SpreadTransport(max_connections)
         )
         self._headers = {
             "Secret-Key": secret_key,
