@@ -405,7 +405,8 @@ class Runner:
         return {
             "status": "Succeeded" if result.ok else "Failed",
             "responseCode": result.response_code,
-            "latencyMs": result.latency_ms,
+            # Whole milliseconds: clients of the hosted API decode this field as an integer.
+            "latencyMs": round(result.latency_ms),
             "attemptCount": result.attempts,
             "body": result.body,
             "reason": result.reason,
