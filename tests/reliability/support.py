@@ -24,12 +24,13 @@ import attrs
 import httpx
 
 from nexus_async import AsyncClient, Backoff, Batch, RetryPolicy
+from nexus_async._transport import SpreadTransport
 from nexus_async.server import LocalNexus
 
 from ..sdk.live import DEAD_ENDPOINT, png_data_url
 
-# One TLS context for every test client: building httpx's default one loads the CA
-# bundle, which costs tens of milliseconds per client.
+# One TLS context for every test client: building one loads the CA bundle, which
+# costs tens of milliseconds per client.
 _TLS = ssl.create_default_context()
 
 RETRY = RetryPolicy(attempts=3, total_time=10.0, backoff=Backoff(initial=0.01, maximum=0.05))
@@ -61,7 +62,16 @@ async def sdk_client(
     timeout: float = 10.0,
     retry: RetryPolicy = RETRY,
 ) -> AsyncIterator[AsyncClient]:
-    """An entered `AsyncClient` over `http_client()`, closed (both) on exit."""
+    """An entered `AsyncClient`: over its own transport, or over `transport` when given."""
+    if transport is None:
+        async with AsyncClient(
+            secret_key, base_url=base_url, timeout=timeout, retry=retry
+        ) as client:
+            own = client._http.client._transport
+            if isinstance(own, SpreadTransport):
+                own._ssl = _TLS  # what it would build on first use, minus the CA bundle load
+            yield client
+        return
     http = http_client(transport=transport)
     try:
         async with AsyncClient(
