@@ -66,7 +66,7 @@ _WHITESPACE = re.compile(r"\s")
 _scan_json: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(
     json.JSONDecoder()  # type: ignore[arg-type]
 )
-_CLEANUP_SECONDS = 10.0
+_CLEANUP_SECONDS = 3.0
 
 
 def _show(value: Any) -> str:

@@ -18,7 +18,9 @@ Load control is client-wide: at most `max_in_flight` requests are on the wire at
 once (the rest queue here, first come first served, instead of timing out in the
 connection pool), and a 429 pauses every request of the client until its
 `Retry-After` (or backoff) has passed, so one rate limit slows the whole client
-rather than letting its other coroutines keep hitting it.
+rather than letting its other coroutines keep hitting it. A `Retry-After` longer
+than `RetryPolicy.max_retry_after` pauses nothing: it is raised at once as
+`RateLimitedError` (with `retry_after`) for the caller to decide.
 """
 
 from __future__ import annotations
@@ -239,11 +241,10 @@ class HTTPCore:
                     pause = (
                         policy.backoff.delay(attempt - 1) if retry_after is None else retry_after
                     )
-                    if api:
-                        self._paused_until = max(
-                            self._paused_until,
-                            anyio.current_time() + min(pause, policy.max_retry_after),
-                        )
+                    # A hint longer than we are willing to wait is the caller's to act
+                    # on (the error carries it), so it does not stall every other call.
+                    if api and pause <= policy.max_retry_after:
+                        self._paused_until = max(self._paused_until, anyio.current_time() + pause)
             if not retryable or attempt >= policy.attempts:
                 raise error
             delay = policy.backoff.delay(attempt - 1) if retry_after is None else retry_after

@@ -267,3 +267,32 @@ async def test_outer_cancel_passes_through_the_client_block() -> None:
             await anyio.sleep(5)
     assert scope.cancelled_caught
     assert anyio.current_time() - t0 < 1
+
+
+async def test_a_429_too_long_to_honour_does_not_stall_other_calls() -> None:
+    script = Script(error(429, "come back in an hour", **{"Retry-After": "3600"}), ok(wire.JOB))
+    async with script.client() as client:
+        jobs = client.get_project(PROJECT).batch.jobs
+        with pytest.raises(errors.RateLimitedError):
+            await jobs.get(JOB_ID)
+        with anyio.fail_after(1):
+            assert (await jobs.get(JOB_ID)).id == JOB_ID
+
+
+async def test_a_429_pauses_the_whole_client() -> None:
+    script = Script(error(429, "slow down", **{"Retry-After": "0.3"}), ok(wire.JOB), ok(wire.JOB))
+    async with script.client() as client:
+        jobs = client.get_project(PROJECT).batch.jobs
+        finished: dict[str, float] = {}
+        t0 = anyio.current_time()
+
+        async def get(name: str, delay: float) -> None:
+            await anyio.sleep(delay)
+            await jobs.get(JOB_ID)
+            finished[name] = anyio.current_time() - t0
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(get, "rate-limited", 0)
+            tg.start_soon(get, "bystander", 0.05)
+    assert finished["bystander"] >= 0.29  # waited out the pause it did not trigger
+    assert finished["rate-limited"] >= 0.29
