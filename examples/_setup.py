@@ -51,8 +51,12 @@ def _write_images(folder: Path, count: int) -> list[str]:
 
 
 @asynccontextmanager
-async def project(items: int = 20) -> AsyncIterator[Setup]:
-    """Yield a `Setup`: the user's project if configured, else a local server's."""
+async def project(items: int = 20, webhook: tuple[str, str] | None = None) -> AsyncIterator[Setup]:
+    """Yield a `Setup`: the user's project if configured, else a local server's.
+
+    Locally, results go to a receiver started here that discards them, unless
+    `webhook` names another `(endpoint, secret)`.
+    """
     if os.environ.get("DATATURE_SECRET_KEY"):
         async with AsyncClient() as client:
             yield Setup(
@@ -83,12 +87,13 @@ async def project(items: int = 20) -> AsyncIterator[Setup]:
             dataset = await batch.datasets.create_from_items(
                 "example", [nexus.static_url(name) for name in names]
             )
-            webhook = await batch.webhooks.create(
-                "example", {"endpoint": f"{receiver_url}/results", "secret": {"contents": secret}}
+            endpoint, signing_secret = webhook or (f"{receiver_url}/results", secret)
+            created = await batch.webhooks.create(
+                "example", {"endpoint": endpoint, "secret": {"contents": signing_secret}}
             )
             yield Setup(
                 batch=batch,
                 dataset_id=dataset.id,
-                webhook_id=webhook.id,
+                webhook_id=created.id,
                 deployment_id=nexus.deployment_id,
             )

@@ -60,3 +60,8 @@ def test_examples_do_not_leave_files(name: str, tmp_path: Path) -> None:
     else:
         run_example(name, cwd=tmp_path)
         assert list(tmp_path.iterdir()) == []
+
+
+def test_service_starts_jobs_and_receives_results(tmp_path: Path) -> None:
+    out = run_example("service_starlette.py", cwd=tmp_path)
+    assert "Reached: 10 results received" in out
