@@ -20,9 +20,13 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
-import httpcore
 import httpx
+
+if TYPE_CHECKING:
+    # httpx imports httpcore only when a transport is built; so do we (import time).
+    import httpcore
 
 __all__ = ["SpreadTransport"]
 
