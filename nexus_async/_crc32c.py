@@ -15,6 +15,7 @@ Example::
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Callable
 
 __all__ = ["Crc32c", "crc32c", "crc32c_b64"]
@@ -22,7 +23,8 @@ __all__ = ["Crc32c", "crc32c", "crc32c_b64"]
 _POLY = 0x82F63B78  # the Castagnoli polynomial, bit-reflected
 
 
-def _make_table() -> tuple[int, ...]:
+@functools.cache
+def _table() -> tuple[int, ...]:
     table = []
     for byte in range(256):
         crc = byte
@@ -32,19 +34,18 @@ def _make_table() -> tuple[int, ...]:
     return tuple(table)
 
 
-_TABLE = _make_table()
-
-
 def _extend_python(crc: int, data: bytes | bytearray | memoryview) -> int:
     """Continue a CRC32C over ``data``; ``crc`` is the value of the bytes before it."""
-    table = _TABLE
+    table = _table()
     value = crc ^ 0xFFFFFFFF
     for byte in bytes(data):
         value = table[(value ^ byte) & 0xFF] ^ (value >> 8)
     return value ^ 0xFFFFFFFF
 
 
-def _load_native() -> Callable[[int, bytes], int] | None:
+@functools.cache
+def _native() -> Callable[[int, bytes], int] | None:
+    """google_crc32c's C `extend`, or None; loaded on first use to keep imports light."""
     try:
         import google_crc32c
     except ImportError:  # pragma: no cover - the dev environment installs it
@@ -53,12 +54,10 @@ def _load_native() -> Callable[[int, bytes], int] | None:
     return extend
 
 
-_extend_native = _load_native()
-
-
 def _extend(crc: int, data: bytes | bytearray | memoryview) -> int:
-    if _extend_native is not None:
-        return int(_extend_native(crc, bytes(data)))
+    native = _native()
+    if native is not None:
+        return int(native(crc, bytes(data)))
     return _extend_python(crc, data)
 
 

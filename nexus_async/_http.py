@@ -29,7 +29,7 @@ import email.utils
 import enum
 import json
 import logging
-import platform
+import sys
 import time
 from collections.abc import AsyncIterable, Callable, Mapping
 from typing import Any, TypeVar
@@ -50,7 +50,8 @@ T = TypeVar("T")
 logger = logging.getLogger("nexus_async")
 
 USER_AGENT = (
-    f"nexus-async/{__version__} httpx/{httpx.__version__} python/{platform.python_version()}"
+    f"nexus-async/{__version__} httpx/{httpx.__version__} "
+    f"python/{'.'.join(map(str, sys.version_info[:3]))}"
 )
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _UNSENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
