@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from . import AsyncClient
-from ._waiting import JobProgress, ended_items
+from ._waiting import JobProgress
 from .models import Delivery, Job, LogLevel
 from .receiver import DeliveryReceiver
 from .signing import generate_secret
@@ -185,9 +185,6 @@ async def _demo(items: int, job_count: int, console: Console) -> int:
 
                 def show(progress: JobProgress) -> None:
                     c = progress.job.status.items
-                    failed = (
-                        c.failed_gather + c.failed_process + c.failed_predict + c.failed_deliver
-                    )
                     eta = (
                         f"  eta {progress.eta_seconds:4.1f}s"
                         if progress.eta_seconds and not progress.job.is_finished
@@ -198,7 +195,7 @@ async def _demo(items: int, job_count: int, console: Console) -> int:
                         completed=progress.ended,
                         counts=(
                             f"gathered {c.gathered:>3} predicted {c.predicted:>3} "
-                            f"delivered {c.delivered:>3} [red]failed {failed:>2}[/]{eta}"
+                            f"delivered {c.delivered:>3} [red]failed {c.failed:>2}[/]{eta}"
                         ),
                     )
 
@@ -256,7 +253,7 @@ async def _demo(items: int, job_count: int, console: Console) -> int:
                 c = job.status.items
                 total = totals[job.id]
                 got = len(received.get(job.id, {}))
-                accounted = ended_items(job) == total and got == c.delivered
+                accounted = c.ended == total and got == c.delivered
                 all_accounted &= accounted and job.is_finished
                 start = job.spec.start_at_time or job.create_date
                 seconds = max(0.001, (job.status.update_date - start) / 1000)

@@ -64,12 +64,6 @@ class JobProgress:
     eta_seconds: float | None
 
 
-def ended_items(job: Job) -> int:
-    """Items that have left the pipeline: delivered, or failed at some stage."""
-    c = job.status.items
-    return c.delivered + c.failed_gather + c.failed_process + c.failed_predict + c.failed_deliver
-
-
 class ProgressTracker:
     """Turns successive snapshots of jobs into `JobProgress`, with a smoothed rate.
 
@@ -85,7 +79,7 @@ class ProgressTracker:
 
     def update(self, job: Job) -> JobProgress:
         now = anyio.current_time()
-        ended = ended_items(job)
+        ended = job.status.items.ended
         previous = self._last.get(job.id)
         self._last[job.id] = (now, ended)
         rate = self._rate.get(job.id)

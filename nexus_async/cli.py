@@ -86,14 +86,13 @@ def _jobs_table(jobs: Sequence[Job], title: str) -> Any:
         table.add_column(column, justify="right" if column in ("delivered", "failed") else "left")
     for job in jobs:
         c = job.status.items
-        failed = c.failed_gather + c.failed_process + c.failed_predict + c.failed_deliver
         table.add_row(
             job.id,
             _short(job.name, 24),
             str(job.status.overview),
             job.status.message,
             str(c.delivered),
-            str(failed),
+            str(c.failed),
             _when(job.create_date),
         )
     return table

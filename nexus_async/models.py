@@ -124,6 +124,16 @@ class JobItemStatus(_DictAccess):
     delivered: int
     failed_deliver: int
 
+    @property
+    def failed(self) -> int:
+        """Items that failed at any stage."""
+        return self.failed_gather + self.failed_process + self.failed_predict + self.failed_deliver
+
+    @property
+    def ended(self) -> int:
+        """Items that left the pipeline: delivered, or failed at some stage."""
+        return self.delivered + self.failed
+
 
 @attrs.frozen
 class JobStatus(_DictAccess):

@@ -64,6 +64,8 @@ def test_snake_case_fields_and_pascal_case_counters() -> None:
     assert destination.webhook_id.startswith("webhook_")
     assert job.status.items.failed_deliver == 1
     assert job.status.items.preprocessed == 48
+    assert job.status.items.failed == 4  # one at each stage
+    assert job.status.items.ended == 46 + 4
     assert job.status.overview is JobStatusOverview.REACHED
     assert job.is_finished
 
