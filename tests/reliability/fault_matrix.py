@@ -36,7 +36,7 @@ FAULTS: dict[str, str] = {
     "dropped": "the server closes the connection without answering (after handling a "
     "POST/PUT/PATCH/DELETE, so it took effect)",
     "cut": "the connection breaks mid-body: headers and half the body arrive",
-    "timeout": "the server answers after the client's read timeout (0.25 s here)",
+    "timeout": "the server answers after the client's read timeout (0.5 s here)",
     "500": "500 (after handling a POST/PUT/PATCH/DELETE)",
     "502": "502 (likewise)",
     "503": "503 (likewise)",
@@ -149,7 +149,7 @@ def render() -> str:
         "Each cell reads *once / always*: the outcome when the fault hits only the call's",
         "first matching request, and when it hits every attempt (one value: both). The",
         "client makes at most 3 attempts (2 under the read timeout, where its retry budget",
-        "is 0.45 s). In every case the call ends within a bounded",
+        "is 0.9 s). In every case the call ends within a bounded",
         "time, raises only the `nexus_async.errors` class shown (never a raw `httpx`,",
         "`json` or `KeyError` exception), and a create reaches the server at most once and",
         "makes at most one resource.",

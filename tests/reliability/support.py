@@ -332,7 +332,7 @@ async def _nothing(ctx: Ctx) -> None:
     return None
 
 
-WAIT_TIMEOUT = 0.6
+WAIT_TIMEOUT = 1.2  # over twice the fault matrix read timeout, so one retried poll fits
 
 
 async def _all_logs(batch: Batch, ctx: Ctx) -> object:

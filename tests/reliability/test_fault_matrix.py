@@ -38,7 +38,8 @@ from .support import (
 )
 
 CALL_LIMIT = 15.0
-READ_TIMEOUT = 0.25
+# Generous enough that a retried request finishes in time on a loaded CI machine.
+READ_TIMEOUT = 0.5
 CODES = {cls: code for code, cls in OUTCOMES.items() if cls is not None}
 
 
@@ -75,7 +76,7 @@ def _inject(nexus: LocalNexus, call: Call, ctx: Ctx, fault: str, times: int | No
     if fault == "dropped":
         kwargs = {"drop": True, "after_handling": took_effect}
     elif fault == "timeout":
-        kwargs = {"status": None, "latency": 1.0}
+        kwargs = {"status": None, "latency": 1.5}
     elif fault in ("500", "502", "503", "504"):
         kwargs = {"status": int(fault), "after_handling": took_effect}
     elif fault == "429+RA":
