@@ -273,27 +273,45 @@ async def _datasets_create(args: argparse.Namespace, batch: Batch, out: Console)
         )
 
 
-async def _datasets_list(args: argparse.Namespace, batch: Batch, out: Console) -> None:
+def _listing(
+    args: argparse.Namespace,
+    out: Console,
+    found: Sequence[Any],
+    noun: str,
+    columns: Sequence[str],
+    row: Callable[[Any], Sequence[str]],
+) -> None:
+    """Print `found` as JSON lines (`--json`) or as a table: its id, then `row(item)`."""
     from rich.table import Table
 
-    found = [d async for d in batch.datasets.iter()]
     if args.json:
-        for dataset in found:
-            _json_out(dataset)
+        for item in found:
+            _json_out(item)
         return
-    table = Table(title=f"{len(found)} dataset(s)", title_justify="left")
+    table = Table(title=f"{len(found)} {noun}(s)", title_justify="left")
     table.add_column("id", no_wrap=True)
-    for column in ("name", "overview", "items", "created"):
+    for column in columns:
         table.add_column(column)
-    for d in found:
-        table.add_row(
-            d.id,
+    for item in found:
+        table.add_row(item.id, *row(item))
+    out.print(table)
+
+
+async def _datasets_list(args: argparse.Namespace, batch: Batch, out: Console) -> None:
+    found = [d async for d in batch.datasets.iter()]
+    _listing(
+        args,
+        out,
+        found,
+        "dataset",
+        ("name", "overview", "items", "created"),
+        lambda d: (
             _short(d.name, 24),
             str(d.status.overview),
             str(d.status.item_count),
             _when(d.create_date),
-        )
-    out.print(table)
+        ),
+    )
 
 
 async def _datasets_get(args: argparse.Namespace, batch: Batch, out: Console) -> None:
@@ -345,26 +363,20 @@ async def _webhooks_create(args: argparse.Namespace, batch: Batch, out: Console)
 
 
 async def _webhooks_list(args: argparse.Namespace, batch: Batch, out: Console) -> None:
-    from rich.table import Table
-
     found = [w async for w in batch.webhooks.iter()]
-    if args.json:
-        for webhook in found:
-            _json_out(webhook)
-        return
-    table = Table(title=f"{len(found)} webhook(s)", title_justify="left")
-    table.add_column("id", no_wrap=True)
-    for column in ("name", "endpoint", "retries", "created"):
-        table.add_column(column)
-    for w in found:
-        table.add_row(
-            w.id,
+    _listing(
+        args,
+        out,
+        found,
+        "webhook",
+        ("name", "endpoint", "retries", "created"),
+        lambda w: (
             _short(w.name, 24),
             w.endpoint,
             f"{w.retries.max_retries} (≤{w.retries.max_retry_delay} ms)",
             _when(w.create_date),
-        )
-    out.print(table)
+        ),
+    )
 
 
 async def _webhooks_get(args: argparse.Namespace, batch: Batch, out: Console) -> None:
