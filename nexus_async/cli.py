@@ -63,6 +63,14 @@ def _json_out(data: Any) -> None:
     sys.stdout.flush()
 
 
+def _show(args: argparse.Namespace, out: Console, value: Any, text: Any, **options: Any) -> None:
+    """`value` as the API's JSON with `--json`, else `text` for people."""
+    if args.json:
+        _json_out(value)
+    else:
+        out.print(text, **options)
+
+
 def _when(ms: int | None) -> str:
     if ms is None:
         return "-"
@@ -160,10 +168,7 @@ async def _jobs_list(args: argparse.Namespace, batch: Batch, out: Console) -> No
 
 async def _jobs_get(args: argparse.Namespace, batch: Batch, out: Console) -> None:
     job = await batch.jobs.get(args.job_id)
-    if args.json:
-        _json_out(job)
-    else:
-        out.print(_job_detail(job))
+    _show(args, out, job, _job_detail(job))
 
 
 async def _jobs_create(args: argparse.Namespace, batch: Batch, out: Console) -> None:
@@ -172,26 +177,22 @@ async def _jobs_create(args: argparse.Namespace, batch: Batch, out: Console) -> 
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
     job = await batch.jobs.create(args.name, options)
-    if args.json:
-        _json_out(job)
-    else:
-        out.print(f"created {job.id} ({job.status.overview}: {job.status.message})")
+    _show(args, out, job, f"created {job.id} ({job.status.overview}: {job.status.message})")
 
 
 async def _jobs_cancel(args: argparse.Namespace, batch: Batch, out: Console) -> None:
     job = await batch.jobs.cancel(args.job_id)
-    if args.json:
-        _json_out(job)
-    else:
-        out.print(f"cancel requested for {job.id} ({job.status.overview}: {job.status.message})")
+    _show(
+        args,
+        out,
+        job,
+        f"cancel requested for {job.id} ({job.status.overview}: {job.status.message})",
+    )
 
 
 async def _jobs_delete(args: argparse.Namespace, batch: Batch, out: Console) -> None:
     result = await batch.jobs.delete(args.job_id)
-    if args.json:
-        _json_out(result)
-    else:
-        out.print(f"deleted {result.id}")
+    _show(args, out, result, f"deleted {result.id}")
 
 
 async def _jobs_wait(args: argparse.Namespace, batch: Batch, out: Console) -> None:
@@ -229,20 +230,14 @@ async def _jobs_wait(args: argparse.Namespace, batch: Batch, out: Console) -> No
             raise_exception_if=None,
             on_update=show,
         )
-    if args.json:
-        _json_out(job)
-    else:
-        out.print(_job_detail(job))
+    _show(args, out, job, _job_detail(job))
     if str(job.status.overview) == "Failed":
         raise SystemExit(1)
 
 
 async def _jobs_logs(args: argparse.Namespace, batch: Batch, out: Console) -> None:
     def emit(entry: JobLogEntry) -> None:
-        if args.json:
-            _json_out(entry)
-        else:
-            out.print(_log_line(entry), markup=False)
+        _show(args, out, entry, _log_line(entry), markup=False)
 
     if args.follow:
         async for entry in batch.jobs.follow_logs(args.job_id, min_level=args.min_level):
@@ -265,12 +260,10 @@ async def _datasets_create(args: argparse.Namespace, batch: Batch, out: Console)
     dataset = await batch.datasets.create(args.name, args.path)
     if args.wait:
         dataset = await batch.datasets.wait_until_done(dataset.id)
-    if args.json:
-        _json_out(dataset)
-    else:
-        out.print(
-            f"created {dataset.id}: {dataset.status.overview} ({dataset.status.item_count} items)"
-        )
+    status = dataset.status
+    _show(
+        args, out, dataset, f"created {dataset.id}: {status.overview} ({status.item_count} items)"
+    )
 
 
 def _listing(
@@ -316,19 +309,18 @@ async def _datasets_list(args: argparse.Namespace, batch: Batch, out: Console) -
 
 async def _datasets_get(args: argparse.Namespace, batch: Batch, out: Console) -> None:
     dataset = await batch.datasets.get(args.dataset_id)
-    if args.json:
-        _json_out(dataset)
-    else:
-        s = dataset.status
-        out.print(f"{dataset.id}  {dataset.name}  {s.overview}: {s.message}  {s.item_count} items")
+    s = dataset.status
+    _show(
+        args,
+        out,
+        dataset,
+        f"{dataset.id}  {dataset.name}  {s.overview}: {s.message}  {s.item_count} items",
+    )
 
 
 async def _datasets_delete(args: argparse.Namespace, batch: Batch, out: Console) -> None:
     result = await batch.datasets.delete(args.dataset_id)
-    if args.json:
-        _json_out(result)
-    else:
-        out.print(f"deleted {result.id}")
+    _show(args, out, result, f"deleted {result.id}")
 
 
 # ------------------------------------------------------------------------- webhooks
@@ -355,11 +347,14 @@ async def _webhooks_create(args: argparse.Namespace, batch: Batch, out: Console)
         "retries": {"max_retries": args.max_retries, "max_retry_delay": args.max_backoff_ms},
     }
     webhook = await batch.webhooks.create(args.name, spec)
-    if args.json:
-        # As the plain Webhook: the secret stays in its file, never on stdout.
-        _json_out(Webhook(**{f.name: getattr(webhook, f.name) for f in attrs.fields(Webhook)}))
-    else:
-        out.print(f"created {webhook.id} -> {webhook.endpoint} (secret in {args.secret_file})")
+    # Shown as the plain Webhook: the secret stays in its file, never on stdout.
+    public = Webhook(**{f.name: getattr(webhook, f.name) for f in attrs.fields(Webhook)})
+    _show(
+        args,
+        out,
+        public,
+        f"created {webhook.id} -> {webhook.endpoint} (secret in {args.secret_file})",
+    )
 
 
 async def _webhooks_list(args: argparse.Namespace, batch: Batch, out: Console) -> None:
@@ -381,30 +376,22 @@ async def _webhooks_list(args: argparse.Namespace, batch: Batch, out: Console) -
 
 async def _webhooks_get(args: argparse.Namespace, batch: Batch, out: Console) -> None:
     webhook = await batch.webhooks.get(args.webhook_id)
-    if args.json:
-        _json_out(webhook)
-    else:
-        out.print(f"{webhook.id}  {webhook.name}  -> {webhook.endpoint}")
+    _show(args, out, webhook, f"{webhook.id}  {webhook.name}  -> {webhook.endpoint}")
 
 
 async def _webhooks_delete(args: argparse.Namespace, batch: Batch, out: Console) -> None:
     result = await batch.webhooks.delete(args.webhook_id)
-    if args.json:
-        _json_out(result)
-    else:
-        out.print(f"deleted {result.id}")
+    _show(args, out, result, f"deleted {result.id}")
 
 
 async def _webhooks_test(args: argparse.Namespace, batch: Batch, out: Console) -> None:
     result = await batch.webhooks.test(args.webhook_id)
-    if args.json:
-        _json_out(result)
-    else:
-        out.print(
-            f"{result.status}: HTTP {result.response_code} in {result.latency_ms:.1f} ms "
-            f"after {result.attempt_count} attempt(s)"
-            + (f" ({result.reason})" if result.reason else "")
-        )
+    text = (
+        f"{result.status}: HTTP {result.response_code} in {result.latency_ms:.1f} ms "
+        f"after {result.attempt_count} attempt(s)"
+        + (f" ({result.reason})" if result.reason else "")
+    )
+    _show(args, out, result, text)
 
 
 # ---------------------------------------------------------------------- serve, demo
