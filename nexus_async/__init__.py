@@ -10,10 +10,13 @@ from ._backoff import Backoff, RetryPolicy
 from ._client import AsyncClient, Batch, Project
 from ._convert import structure, unstructure
 from ._datasets import Datasets
+from ._http import HTTPStats
 from ._jobs import Jobs
+from ._transport import TransportStats
 from ._version import __version__
 from ._webhooks import Webhooks
 from .errors import (
+    APIError,
     APIStatusError,
     BadRequestError,
     ClientClosedError,
@@ -33,6 +36,7 @@ from .errors import (
     RequestTimeoutError,
     ResponseDecodeError,
     ServerError,
+    StructureError,
     TransportError,
     UnauthorizedError,
     ValidationError,
@@ -80,6 +84,7 @@ from .options import JobOptions, LogsFilter, Pagination
 from .receiver import DeliveryReceiver, parse_delivery, verify_delivery
 
 __all__ = [
+    "APIError",
     "APIStatusError",
     "AsyncClient",
     "Backoff",
@@ -108,6 +113,7 @@ __all__ = [
     "DeploymentTemplate",
     "ExistingDeployment",
     "ForbiddenError",
+    "HTTPStats",
     "Job",
     "JobItemStatus",
     "JobLogEntry",
@@ -137,7 +143,9 @@ __all__ = [
     "ResultDelivery",
     "RetryPolicy",
     "ServerError",
+    "StructureError",
     "TransportError",
+    "TransportStats",
     "UnauthorizedError",
     "UnknownDeployment",
     "UnknownDestination",

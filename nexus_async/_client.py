@@ -14,7 +14,7 @@ from ._backoff import RetryPolicy
 from ._datasets import Datasets
 from ._http import HTTPCore
 from ._jobs import Jobs
-from ._validate import check_id
+from ._validate import check_id, check_int, check_timeout, check_type
 from ._waiting import Poller
 from ._webhooks import Webhooks
 from .errors import ClientClosedError, ValidationError
@@ -52,7 +52,8 @@ class AsyncClient:
             proxies, or tests). It is used as is and never closed by us.
 
     Raises:
-        ValidationError: no secret key was given or found in the environment.
+        ValidationError: no secret key was given or found in the environment, or an
+            argument is invalid (the message names it).
 
     Example:
         async with AsyncClient("sk_...") as client:
@@ -78,17 +79,13 @@ class AsyncClient:
         url = base_url or os.environ.get("DATATURE_API_BASE_URL") or DEFAULT_BASE_URL
         if not url.startswith(("http://", "https://")):
             raise ValidationError(f"`base_url` must be an http(s) URL (got {url!r})")
-        if type(max_connections) is not int or max_connections < 1:
-            raise ValidationError(
-                f"`max_connections` must be an integer >= 1 (got {max_connections!r})"
-            )
         self._http = HTTPCore(
             secret_key=key,
             base_url=url,
-            timeout=timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout),
-            retry=retry or RetryPolicy(),
-            http_client=http_client,
-            max_connections=max_connections,
+            timeout=check_timeout(timeout),
+            retry=check_type(retry, RetryPolicy, "retry", optional=True) or RetryPolicy(),
+            http_client=check_type(http_client, httpx.AsyncClient, "http_client", optional=True),
+            max_connections=check_int(max_connections, "max_connections", minimum=1),
             max_in_flight=max_connections,
         )
         self._state = _State.UNOPENED

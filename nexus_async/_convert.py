@@ -27,14 +27,14 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from cattrs.preconf.json import make_converter
 
 from . import models as m
+from .errors import StructureError
 
 __all__ = ["DecodeFailure", "converter", "structure", "to_camel", "unstructure"]
 
 T = TypeVar("T")
 
-
-class DecodeFailure(ValueError):
-    """Raised by `structure` when JSON does not fit the model; the message lists paths."""
+# The former name of `StructureError`, kept so existing imports keep working.
+DecodeFailure = StructureError
 
 
 def to_camel(name: str) -> str:
@@ -211,15 +211,20 @@ converter: cattrs.Converter = _build()
 
 
 def structure(data: Any, cls: type[T]) -> T:
-    """JSON data -> model, raising `DecodeFailure` that lists every bad path."""
+    """JSON data -> model.
+
+    Raises:
+        nexus_async.StructureError: `data` does not fit `cls`; the message lists every
+            bad path. A number too large to convert raises it too, not `OverflowError`.
+    """
     try:
         return converter.structure(data, cls)
-    except (cattrs.BaseValidationError, TypeError, ValueError, KeyError) as exc:
+    except (cattrs.BaseValidationError, TypeError, ValueError, KeyError, OverflowError) as exc:
         if isinstance(exc, cattrs.BaseValidationError):
             detail = "; ".join(cattrs.transform_error(exc, path="$"))
         else:
             detail = f"$: {exc}"
-        raise DecodeFailure(f"unexpected response shape: {detail}") from exc
+        raise StructureError(f"unexpected response shape: {detail}") from exc
 
 
 def unstructure(obj: Any) -> Any:

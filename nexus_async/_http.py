@@ -5,6 +5,10 @@ headers, applies timeouts, retries what is safe to retry under the one
 `RetryPolicy`, maps failures to `nexus_async.errors`, and decodes the body into
 a model through the one converter. httpx exceptions never leave this module.
 
+`_send` is a short loop: `_attempt` makes one attempt and returns the 2xx response
+or the error with its `Outcome`, and `_backoff.decide` (a pure function, tested as a
+table) says whether to retry, after how long, and how long a 429 pauses the client.
+
 What is retried:
 
 * `Retry.IDEMPOTENT` (GET, DELETE, the cancel PATCH): connection errors,
@@ -29,21 +33,23 @@ import email.utils
 import enum
 import json
 import logging
+import random
 import sys
 import time
 from collections.abc import AsyncIterable, Callable, Mapping
 from typing import Any, TypeVar
 
 import anyio
+import attrs
 import httpx
 
 from . import errors
-from ._backoff import RetryPolicy
-from ._convert import DecodeFailure, structure
-from ._transport import SpreadTransport
+from ._backoff import Outcome, RetryPolicy, decide
+from ._convert import structure
+from ._transport import SpreadTransport, TransportStats
 from ._version import __version__
 
-__all__ = ["HTTPCore", "Retry"]
+__all__ = ["HTTPCore", "HTTPStats", "Retry"]
 
 T = TypeVar("T")
 
@@ -53,7 +59,6 @@ USER_AGENT = (
     f"nexus-async/{__version__} httpx/{httpx.__version__} "
     f"python/{'.'.join(map(str, sys.version_info[:3]))}"
 )
-_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _UNSENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
@@ -62,6 +67,32 @@ class Retry(enum.Enum):
 
     IDEMPOTENT = "idempotent"
     UNSENT = "unsent"
+
+
+@attrs.frozen
+class HTTPStats:
+    """A snapshot of one client's HTTP traffic, as counted by the SDK.
+
+    Args:
+        requests_sent: Attempts sent since the client was made (each retry counts).
+        waiting: Calls waiting for a free slot under the client's in-flight limit.
+        in_flight: Requests on the wire: sent, and their answer not fully read yet.
+        transport: The SDK's own transport's counts; None when an `http_client`
+            was passed in (its transport is the caller's).
+    """
+
+    requests_sent: int
+    waiting: int
+    in_flight: int
+    transport: TransportStats | None
+
+
+@attrs.frozen
+class _Failed:
+    """An attempt that did not bring a 2xx: the error to raise and what retrying needs."""
+
+    error: errors.APIError
+    outcome: Outcome
 
 
 class HTTPCore:
@@ -86,12 +117,13 @@ class HTTPCore:
         self.closed = False
         self._in_flight = anyio.Semaphore(max_in_flight)
         self._paused_until = 0.0  # anyio clock; set by a 429 for the whole client
-        self.requests_sent = 0
+        self._sent = 0
+        self._waiting = 0
+        self._on_wire = 0
         # One connection per pool (see `_transport`): httpcore's pool bookkeeping
         # grows with its connection count and dominated fan-out CPU time.
-        self.client = http_client or httpx.AsyncClient(
-            timeout=timeout, transport=SpreadTransport(max_connections)
-        )
+        self._transport = SpreadTransport(max_connections) if http_client is None else None
+        self.client = http_client or httpx.AsyncClient(timeout=timeout, transport=self._transport)
         self._headers = {
             "Secret-Key": secret_key,
             "User-Agent": USER_AGENT,
@@ -100,6 +132,15 @@ class HTTPCore:
 
     def __repr__(self) -> str:
         return f"<HTTPCore base_url={self.base_url!r}>"
+
+    def stats(self) -> HTTPStats:
+        """Requests sent, waiting and in flight, and the transport's own counts."""
+        return HTTPStats(
+            requests_sent=self._sent,
+            waiting=self._waiting,
+            in_flight=self._on_wire,
+            transport=None if self._transport is None else self._transport.stats(),
+        )
 
     async def aclose(self) -> None:
         self.closed = True
@@ -193,76 +234,110 @@ class HTTPCore:
         api: bool = True,
         redact: tuple[str, ...] = (),
     ) -> tuple[httpx.Response, int]:
-        """The retry loop: the first 2xx response and the attempt it came on, or raise.
+        """Attempts until one brings a 2xx or `decide` says stop: that response and its attempt.
 
         `shown_url` is what logs and errors show; `api` is False for requests to
         hosts other than the API's, whose 429s must not pause the whole client.
         """
         if self.closed:
             raise errors.ClientClosedError("this AsyncClient is closed; create a new one")
-        policy = self.retry
         started = anyio.current_time()
         attempt = 0
         while True:
             attempt += 1
-            retry_after: float | None = None
-            try:
-                async with self._in_flight:
-                    pause = self._paused_until - anyio.current_time()
-                    if pause > 0:
-                        await anyio.sleep(pause)
-                    t0 = time.perf_counter()
-                    self.requests_sent += 1
-                    response = await self.client.request(
-                        method,
-                        url,
-                        params=params,
-                        content=content(),
-                        headers=headers,
-                        timeout=self._timeout,
-                    )
-            except httpx.HTTPError as exc:
-                error: errors.NexusError = _transport_error(exc, method, shown_url, attempt)
-                retryable = retry is Retry.IDEMPOTENT or isinstance(exc, _UNSENT_ERRORS)
-                logger.debug("%s %s failed: %s", method, shown_url, type(exc).__name__)
-            else:
-                logger.debug(
-                    "%s %s -> %d in %.1f ms",
-                    method,
-                    shown_url,
-                    response.status_code,
-                    (time.perf_counter() - t0) * 1000,
-                )
-                if response.is_success:
-                    return response, attempt
-                error = _status_error(response, method, shown_url, attempt, redact)
-                retryable = retry is Retry.IDEMPOTENT and response.status_code in _RETRY_STATUSES
-                if response.status_code == 429:
-                    retry_after = _retry_after(response)
-                    pause = (
-                        policy.backoff.delay(attempt - 1) if retry_after is None else retry_after
-                    )
-                    # A hint longer than we are willing to wait is the caller's to act
-                    # on (the error carries it), so it does not stall every other call.
-                    if api and pause <= policy.max_retry_after:
-                        self._paused_until = max(self._paused_until, anyio.current_time() + pause)
-            if not retryable or attempt >= policy.attempts:
-                raise error
-            delay = policy.backoff.delay(attempt - 1) if retry_after is None else retry_after
-            if retry_after is not None and retry_after > policy.max_retry_after:
-                raise error
-            if anyio.current_time() - started + delay > policy.total_time:
-                raise error
+            result = await self._attempt(
+                method,
+                url,
+                shown_url,
+                headers=headers,
+                params=params,
+                content=content(),
+                attempt=attempt,
+                redact=redact,
+            )
+            if isinstance(result, httpx.Response):
+                return result, attempt
+            decision = decide(
+                self.retry,
+                attempt=attempt,
+                outcome=result.outcome,
+                idempotent=retry is Retry.IDEMPOTENT,
+                elapsed=anyio.current_time() - started,
+                pauses_client=api,
+                draw=random.random(),
+            )
+            if decision.pause:
+                self._paused_until = max(self._paused_until, anyio.current_time() + decision.pause)
+            if not decision.retry:
+                raise result.error
             logger.info(
                 "retrying %s %s in %.2f s (attempt %d of %d): %s",
                 method,
                 shown_url,
-                delay,
+                decision.delay,
                 attempt + 1,
-                policy.attempts,
-                error,
+                self.retry.attempts,
+                result.error,
             )
-            await anyio.sleep(delay)
+            await anyio.sleep(decision.delay)
+
+    async def _attempt(
+        self,
+        method: str,
+        url: str,
+        shown_url: str,
+        *,
+        headers: Mapping[str, str],
+        params: Mapping[str, str] | None,
+        content: bytes | AsyncIterable[bytes] | None,
+        attempt: int,
+        redact: tuple[str, ...],
+    ) -> httpx.Response | _Failed:
+        """One attempt, once the client's in-flight limit and any 429 pause allow it."""
+        self._waiting += 1
+        try:
+            await self._in_flight.acquire()
+        finally:
+            self._waiting -= 1
+        try:
+            pause = self._paused_until - anyio.current_time()
+            if pause > 0:
+                await anyio.sleep(pause)
+            t0 = time.perf_counter()
+            self._sent += 1
+            self._on_wire += 1
+            try:
+                response = await self.client.request(
+                    method,
+                    url,
+                    params=params,
+                    content=content,
+                    headers=headers,
+                    timeout=self._timeout,
+                )
+            finally:
+                self._on_wire -= 1
+        except httpx.HTTPError as exc:
+            logger.debug("%s %s failed: %s", method, shown_url, type(exc).__name__)
+            return _Failed(
+                _transport_error(exc, method, shown_url, attempt),
+                Outcome(sent=not isinstance(exc, _UNSENT_ERRORS)),
+            )
+        finally:
+            self._in_flight.release()
+        logger.debug(
+            "%s %s -> %d in %.1f ms",
+            method,
+            shown_url,
+            response.status_code,
+            (time.perf_counter() - t0) * 1000,
+        )
+        if response.is_success:
+            return response
+        return _Failed(
+            _status_error(response, method, shown_url, attempt, redact),
+            Outcome(status=response.status_code, retry_after=_retry_after(response)),
+        )
 
 
 def _transport_error(
@@ -364,7 +439,7 @@ def _decode(
         ) from exc
     try:
         return structure(data, into)
-    except DecodeFailure as exc:
+    except errors.StructureError as exc:
         raise errors.ResponseDecodeError(
             _redacted(str(exc), redact),
             method=method,

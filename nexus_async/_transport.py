@@ -10,34 +10,54 @@ and a request goes to the least busy pool, so httpcore never has more than one
 connection to scan. The client's in-flight limit (`max_connections`) keeps at most
 one request per pool, so requests never queue inside httpcore.
 
-Pools are created on first use and share one SSL context (building one per pool
-would load the CA bundle each time). Proxies from the environment still apply:
-httpx routes proxied URLs to its own proxy transports before this one is asked.
-Pass `http_client=` to use any other transport.
+Pools are created on first use and share one SSL context per process (building one
+per pool, or per client, would load the CA bundle each time). Proxies from the
+environment still apply: httpx routes proxied URLs to its own proxy transports before
+this one is asked. Pass `http_client=` to use any other transport.
+
+The transport counts what it does itself (pools opened, requests in flight, requests
+handled) rather than reading httpcore's pool internals; `stats()` reports it.
 """
 
 from __future__ import annotations
 
+import functools
 import ssl
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Callable
 
+import attrs
 import httpx
 
-if TYPE_CHECKING:
-    # httpx imports httpcore only when a transport is built; so do we (import time).
-    import httpcore
+__all__ = ["SpreadTransport", "TransportStats"]
 
-__all__ = ["SpreadTransport"]
+
+@attrs.frozen
+class TransportStats:
+    """What the SDK's own transport holds, as counted by it.
+
+    Args:
+        pools: Connection pools opened so far; each holds at most one connection.
+        in_flight: Requests handed to a pool whose response is not closed yet.
+        handled: Requests handed to a pool since the transport was made.
+    """
+
+    pools: int
+    in_flight: int
+    handled: int
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    # httpx's default context (certifi's CA bundle); safe to share, costly to build.
+    return httpx.create_ssl_context()
 
 
 class _Tracked(httpx.AsyncByteStream):
     """A response body that frees its pool's slot once closed."""
 
-    def __init__(self, stream: httpx.AsyncByteStream, owner: SpreadTransport, pool: int) -> None:
+    def __init__(self, stream: httpx.AsyncByteStream, release: Callable[[], None]) -> None:
         self._stream = stream
-        self._owner = owner
-        self._pool = pool
+        self._release = release
         self._open = True
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
@@ -50,55 +70,57 @@ class _Tracked(httpx.AsyncByteStream):
         finally:
             if self._open:
                 self._open = False
-                self._owner.busy[self._pool] -= 1
+                self._release()
 
 
 class SpreadTransport(httpx.AsyncBaseTransport):
     """`pools` httpx transports of one connection each; each request to the least busy."""
 
     def __init__(self, pools: int) -> None:
-        self.pools: list[httpx.AsyncHTTPTransport | None] = [None] * pools
-        self.busy = [0] * pools
-        self._ssl: ssl.SSLContext | None = None
+        self._pools: list[httpx.AsyncHTTPTransport | None] = [None] * pools
+        self._busy = [0] * pools
+        self._handled = 0
+
+    def stats(self) -> TransportStats:
+        """Pools opened, requests in flight and requests handled (for diagnostics and tests)."""
+        return TransportStats(
+            pools=sum(pool is not None for pool in self._pools),
+            in_flight=sum(self._busy),
+            handled=self._handled,
+        )
 
     def _pool(self, index: int) -> httpx.AsyncHTTPTransport:
-        pool = self.pools[index]
+        pool = self._pools[index]
         if pool is None:
-            if self._ssl is None:
-                self._ssl = httpx.create_ssl_context()
             pool = httpx.AsyncHTTPTransport(
-                verify=self._ssl,
+                verify=_ssl_context(),
                 limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
             )
-            self.pools[index] = pool
+            self._pools[index] = pool
         return pool
 
-    def connections(self) -> list[httpcore.AsyncConnectionInterface]:
-        """Every open-or-idle connection of every pool (for tests and diagnostics)."""
-        return [c for pool in self.pools if pool is not None for c in pool._pool.connections]
-
-    def queued(self) -> int:
-        """Requests waiting for, or holding, a connection inside the pools."""
-        return sum(len(pool._pool._requests) for pool in self.pools if pool is not None)
-
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        index = min(range(len(self.busy)), key=self.busy.__getitem__)
+        index = min(range(len(self._busy)), key=self._busy.__getitem__)
         pool = self._pool(index)
-        self.busy[index] += 1
+        self._busy[index] += 1
+        self._handled += 1
         try:
             response = await pool.handle_async_request(request)
         except BaseException:
-            self.busy[index] -= 1
+            self._release(index)
             raise
         assert isinstance(response.stream, httpx.AsyncByteStream)
         return httpx.Response(
             status_code=response.status_code,
             headers=response.headers,
-            stream=_Tracked(response.stream, self, index),
+            stream=_Tracked(response.stream, functools.partial(self._release, index)),
             extensions=response.extensions,
         )
 
+    def _release(self, index: int) -> None:
+        self._busy[index] -= 1
+
     async def aclose(self) -> None:
-        for pool in self.pools:
+        for pool in self._pools:
             if pool is not None:
                 await pool.aclose()

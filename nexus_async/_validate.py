@@ -6,13 +6,27 @@ Messages name the argument and the value, attrs-style:
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+
+import httpx
 
 from .errors import ValidationError
 
-__all__ = ["check_id", "check_int", "check_keys", "check_str"]
+__all__ = [
+    "check_id",
+    "check_int",
+    "check_keys",
+    "check_number",
+    "check_str",
+    "check_timeout",
+    "check_type",
+    "instance_of",
+    "integer",
+    "number",
+]
 
 # IDs become path segments, so only characters that cannot change the path are
 # allowed: no `/`, `?`, `#`, `%`, `:`, whitespace, and no `..`.
@@ -57,6 +71,86 @@ def check_int(
     if maximum is not None and value > maximum:
         raise ValidationError(f"`{name}` must be <= {maximum} (got {value})")
     return value
+
+
+def check_number(
+    value: Any,
+    name: str,
+    *,
+    minimum: float | None = None,
+    above: float | None = None,
+    maximum: float | None = None,
+) -> float:
+    """Return `value` as a float if it is a finite real number within the bounds.
+
+    `minimum` and `maximum` are inclusive, `above` exclusive. Booleans, strings, NaN
+    and infinities are rejected.
+    """
+    if type(value) not in (int, float) or not math.isfinite(value):
+        raise ValidationError(f"`{name}` must be a finite number (got {_show(value)})")
+    if above is not None and not value > above:
+        raise ValidationError(f"`{name}` must be > {above:g} (got {value!r})")
+    if minimum is not None and value < minimum:
+        raise ValidationError(f"`{name}` must be >= {minimum:g} (got {value!r})")
+    if maximum is not None and value > maximum:
+        raise ValidationError(f"`{name}` must be <= {maximum:g} (got {value!r})")
+    return float(value)
+
+
+def check_timeout(value: Any, name: str = "timeout") -> httpx.Timeout:
+    """An `httpx.Timeout` from a positive finite number of seconds, or one whose set parts are."""
+    if isinstance(value, httpx.Timeout):
+        for part, seconds in value.as_dict().items():
+            if seconds is not None:
+                check_number(seconds, f"{name}.{part}", above=0)
+        return value
+    if type(value) not in (int, float):
+        raise ValidationError(
+            f"`{name}` must be a number of seconds or an httpx.Timeout (got {_show(value)})"
+        )
+    return httpx.Timeout(check_number(value, name, above=0))
+
+
+def check_type(value: Any, cls: type, name: str, *, optional: bool = False) -> Any:
+    """Return `value` if it is an instance of `cls` (or None, when `optional`)."""
+    if not (isinstance(value, cls) or (optional and value is None)):
+        article = "an" if cls.__name__[0] in "AEIOU" else "a"
+        what = f"{article} {cls.__name__}" + (" or None" if optional else "")
+        raise ValidationError(f"`{name}` must be {what} (got {_show(value)})")
+    return value
+
+
+# attrs validators over the checks above, so attrs classes raise `ValidationError` too.
+_AttrsValidator = Callable[[Any, Any, Any], None]
+
+
+def number(
+    *, minimum: float | None = None, above: float | None = None, maximum: float | None = None
+) -> _AttrsValidator:
+    """An attrs validator: the field must pass `check_number` with these bounds."""
+
+    def validate(instance: Any, attribute: Any, value: Any) -> None:
+        check_number(value, attribute.name, minimum=minimum, above=above, maximum=maximum)
+
+    return validate
+
+
+def instance_of(cls: type) -> _AttrsValidator:
+    """An attrs validator: the field must be an instance of `cls`."""
+
+    def validate(instance: Any, attribute: Any, value: Any) -> None:
+        check_type(value, cls, attribute.name)
+
+    return validate
+
+
+def integer(*, minimum: int | None = None, maximum: int | None = None) -> _AttrsValidator:
+    """An attrs validator: the field must pass `check_int` with these bounds."""
+
+    def validate(instance: Any, attribute: Any, value: Any) -> None:
+        check_int(value, attribute.name, minimum=minimum, maximum=maximum)
+
+    return validate
 
 
 def check_str(value: Any, name: str, *, max_length: int = 1000) -> str:

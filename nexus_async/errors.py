@@ -6,19 +6,21 @@ The hierarchy::
     ├── ValidationError (also ValueError)     bad input, caught before any request is sent
     │   └── DatasetFileError                   a dataset file or item that is not valid NDJSON
     ├── ClientClosedError (also RuntimeError) the client was used after `aclose()`
-    ├── TransportError                        no usable HTTP response
-    │   ├── NexusConnectionError               could not connect, or the connection broke
-    │   └── RequestTimeoutError (also TimeoutError)
-    ├── APIStatusError                        the API answered with a non-2xx status
-    │   ├── BadRequestError                    400
-    │   ├── UnauthorizedError                  401
-    │   ├── ForbiddenError                     403
-    │   ├── NotFoundError                      404
-    │   ├── ConflictError                      409
-    │   ├── PayloadTooLargeError               413
-    │   ├── RateLimitedError                   429
-    │   └── ServerError                        5xx
-    ├── ResponseDecodeError                   a 2xx body that is not the expected JSON
+    ├── APIError                              one HTTP exchange failed (the fields below)
+    │   ├── TransportError                     no usable HTTP response
+    │   │   ├── NexusConnectionError            could not connect, or the connection broke
+    │   │   └── RequestTimeoutError (also TimeoutError)
+    │   ├── APIStatusError                     the API answered with a non-2xx status
+    │   │   ├── BadRequestError                 400
+    │   │   ├── UnauthorizedError               401
+    │   │   ├── ForbiddenError                  403
+    │   │   ├── NotFoundError                   404
+    │   │   ├── ConflictError                   409
+    │   │   ├── PayloadTooLargeError            413
+    │   │   ├── RateLimitedError                429
+    │   │   └── ServerError                     5xx
+    │   └── ResponseDecodeError                a 2xx body that is not the expected JSON
+    ├── StructureError (also ValueError)      `structure()`: JSON that does not fit the model
     ├── LogPagingError                        over a page of log entries share one millisecond
     ├── JobStateError                         a waited-on job ended in the state to raise on
     ├── WaitTimeoutError (also TimeoutError)  a wait ran out of time
@@ -27,9 +29,10 @@ The hierarchy::
     ├── WebhookSignatureError (also ValueError)  a delivery's signature or timestamp is wrong
     └── DeliveryDecodeError (also ValueError)    a genuine delivery's body is not a `Delivery`
 
-Errors that concern one HTTP exchange carry `method`, `url` (never the secret key,
-which travels only in a header), `status` (or None), the server's `message` and
-`code`, the `response` when there was one, and how many `attempts` were made.
+Errors that concern one HTTP exchange (`APIError`) carry `method`, `url` (never the
+secret key, which travels only in a header), `status` (or None), the server's
+`message` and `code`, the `response` when there was one (its request's secret-key
+header redacted), and how many `attempts` were made.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
     from .models import Dataset, Job
 
 __all__ = [
+    "APIError",
     "APIStatusError",
     "BadRequestError",
     "ClientClosedError",
@@ -61,6 +65,7 @@ __all__ = [
     "RequestTimeoutError",
     "ResponseDecodeError",
     "ServerError",
+    "StructureError",
     "TransportError",
     "UnauthorizedError",
     "ValidationError",
@@ -81,8 +86,8 @@ class ClientClosedError(NexusError, RuntimeError):
     """Raised when a closed `AsyncClient` is used again."""
 
 
-class _RequestError(NexusError):
-    """Common fields of errors about one HTTP exchange."""
+class APIError(NexusError):
+    """Base of the errors raised when one HTTP exchange failed; catch it for all of them."""
 
     def __init__(
         self,
@@ -111,7 +116,7 @@ class _RequestError(NexusError):
         return f"{self.message} [{where}{status}]{tries}"
 
 
-class TransportError(_RequestError):
+class TransportError(APIError):
     """Raised when no usable HTTP response arrived (after any retries)."""
 
 
@@ -123,7 +128,7 @@ class RequestTimeoutError(TransportError, TimeoutError):
     """Raised when connecting, sending or reading took longer than the client's timeout."""
 
 
-class APIStatusError(_RequestError):
+class APIStatusError(APIError):
     """Raised when the API answered with a non-2xx status (after any retries)."""
 
 
@@ -161,8 +166,12 @@ class ServerError(APIStatusError):
     """Raised on a 5xx status once retries are spent."""
 
 
-class ResponseDecodeError(_RequestError):
+class ResponseDecodeError(APIError):
     """Raised when a 2xx body is not JSON or does not have the expected shape."""
+
+
+class StructureError(NexusError, ValueError):
+    """Raised by `structure()` when JSON does not fit the model; the message lists the paths."""
 
 
 class LogPagingError(NexusError):

@@ -24,7 +24,6 @@ import attrs
 import httpx
 
 from nexus_async import AsyncClient, Backoff, Batch, RetryPolicy
-from nexus_async._transport import SpreadTransport
 from nexus_async.server import LocalNexus
 
 from ..sdk.live import DEAD_ENDPOINT, png_data_url
@@ -67,9 +66,6 @@ async def sdk_client(
         async with AsyncClient(
             secret_key, base_url=base_url, timeout=timeout, retry=retry
         ) as client:
-            own = client._http.client._transport
-            if isinstance(own, SpreadTransport):
-                own._ssl = _TLS  # what it would build on first use, minus the CA bundle load
             yield client
         return
     http = http_client(transport=transport)

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from nexus_async import AsyncClient, Backoff, Batch, RetryPolicy, errors, signing
 from nexus_async.server import LocalNexus
 
-from ..sdk.live import DEAD_ENDPOINT, assert_pool_idle, png_data_url, pool_connections
+from ..sdk.live import DEAD_ENDPOINT, assert_pool_idle, png_data_url, pool_count
 from .support import CALLS, Call, Ctx, batch_of, new_ctx, sdk_client
 
 PROMPT = 0.5  # seconds a cancelled call may take to return
@@ -175,7 +175,7 @@ async def test_a_thousand_coroutines_share_max_connections(nexus: LocalNexus) ->
     async def watch() -> None:
         nonlocal peak_pool, peak_server
         while not done.is_set():
-            peak_pool = max(peak_pool, len(pool_connections(client)))
+            peak_pool = max(peak_pool, pool_count(client))
             peak_server = max(peak_server, _established(port))
             await anyio.sleep(0.005)
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Sequence
-from typing import Any
 
 import httpx
 from PIL import Image, ImageDraw
 
 from nexus_async import AsyncClient, Job, Jobs
-from nexus_async._transport import SpreadTransport
 from nexus_async.server import LocalNexus
 
 # A webhook endpoint nobody listens on: deliveries fail at once (connection refused).
@@ -55,23 +53,23 @@ async def quiet_job(jobs: Jobs, nexus: LocalNexus) -> Job:
     return await jobs.create("quiet", job_options(nexus, start_at_time=10**13 - 1))
 
 
-def pool_connections(client: AsyncClient) -> list[Any]:
-    """The connections of the client's httpx pools (its own, or a passed-in client's)."""
-    transport = client._http.client._transport
-    if isinstance(transport, SpreadTransport):
-        return transport.connections()
-    assert isinstance(transport, httpx.AsyncHTTPTransport)
-    return list(transport._pool.connections)
+def pool_count(client: AsyncClient) -> int:
+    """How many connection pools (of one connection each) the client's own transport opened."""
+    transport = client._http.stats().transport
+    assert transport is not None, "the client was given an http_client"
+    return transport.pools
 
 
 def assert_pool_idle(client: AsyncClient) -> None:
     """No request is waiting for, or holding, a connection of the client's pools."""
+    stats = client._http.stats()
+    assert stats.in_flight == 0, f"a request is still in flight: {stats}"
+    assert stats.waiting == 0, f"a call still waits to send: {stats}"
+    if stats.transport is not None:
+        assert stats.transport.in_flight == 0, f"a response is still open: {stats}"
+        return
     transport = client._http.client._transport
-    if isinstance(transport, SpreadTransport):
-        assert transport.queued() == 0, "a request is still queued or in flight"
-        assert sum(transport.busy) == 0, "a response is still open"
-    else:
-        assert isinstance(transport, httpx.AsyncHTTPTransport)
-        assert not transport._pool._requests, "a request is still queued or in flight"
-    for connection in pool_connections(client):
+    assert isinstance(transport, httpx.AsyncHTTPTransport)
+    assert not transport._pool._requests, "a request is still queued or in flight"
+    for connection in transport._pool.connections:
         assert connection.is_idle() or connection.is_closed(), f"connection in use: {connection}"

@@ -10,8 +10,7 @@ import cattrs
 import pytest
 from cattrs.gen import make_dict_structure_fn
 
-from nexus_async import _convert, models
-from nexus_async._convert import DecodeFailure, structure, unstructure
+from nexus_async import NexusError, StructureError, _convert, models, structure, unstructure
 from nexus_async.models import (
     Job,
     JobLogs,
@@ -134,14 +133,14 @@ def test_wrong_types_fail_with_their_path(path: tuple[str, ...], value: Any, whe
     for key in path[:-1]:
         target = target[key]
     target[path[-1]] = value
-    with pytest.raises(DecodeFailure, match=where.replace(".", r"\.")):
+    with pytest.raises(StructureError, match=where.replace(".", r"\.")):
         structure(data, Job)
 
 
 def test_missing_field_fails() -> None:
     data = wire.job()
     del data["status"]["items"]["FailedGather"]
-    with pytest.raises(DecodeFailure, match="failed_gather"):
+    with pytest.raises(StructureError, match="failed_gather"):
         structure(data, Job)
 
 
@@ -156,3 +155,23 @@ def test_dict_style_reads() -> None:
     assert page.keys() == ["next_page", "prev_page", "data"]
     with pytest.raises(KeyError):
         page["__class__"]
+
+
+def test_structure_errors_are_public_nexus_errors() -> None:
+    with pytest.raises(NexusError) as info:
+        structure({"id": 5}, Job)
+    assert type(info.value) is StructureError
+    assert StructureError.__module__ == "nexus_async.errors"  # public, not `_convert`
+    assert isinstance(info.value, ValueError)  # as the former `DecodeFailure` was
+
+
+def test_numbers_too_large_for_a_float_are_a_structure_error() -> None:
+    data = wire.job()
+    data["spec"]["deployment"] = {
+        "kind": "NewEphemeralDeployment",
+        "template": {"artifactId": "artifact_1", "options": {"evaluationThreshold": 10**400}},
+    }
+    with pytest.raises(StructureError, match=r"evaluation_threshold"):
+        structure(data, Job)
+    with pytest.raises(StructureError, match="too large"):
+        structure(10**400, float)

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import httpx
 import pytest
 
-from nexus_async import JobOptions, Jobs, LogsFilter, Pagination, ValidationError
+import nexus_async
+from nexus_async import (
+    AsyncClient,
+    Backoff,
+    JobOptions,
+    Jobs,
+    LogsFilter,
+    Pagination,
+    RetryPolicy,
+    ValidationError,
+)
 
 from .mock import PROJECT, Script
 
@@ -183,3 +195,83 @@ def test_ephemeral_deployment_options_build_the_template() -> None:
     assert template.replicas == 2
     assert template.options is not None
     assert template.options.evaluation_threshold == 0.5
+
+
+# ------------------------------------------------------------- constructor arguments
+
+
+def _client(**kwargs: Any) -> AsyncClient:
+    return AsyncClient("k", base_url="http://nexus.test", **kwargs)
+
+
+BAD_CONSTRUCTIONS: list[tuple[str, Callable[[], object], str]] = [
+    ("attempts 0", lambda: RetryPolicy(attempts=0), r"`attempts` must be >= 1 \(got 0\)"),
+    ("attempts float", lambda: RetryPolicy(attempts=2.0), "`attempts` must be an integer"),
+    ("attempts bool", lambda: RetryPolicy(attempts=True), "`attempts` must be an integer"),
+    ("total_time 0", lambda: RetryPolicy(total_time=0), r"`total_time` must be > 0 \(got 0\)"),
+    (
+        "total_time nan",
+        lambda: RetryPolicy(total_time=math.nan),
+        "`total_time` must be a finite number",
+    ),
+    ("total_time str", lambda: RetryPolicy(total_time="60"), "`total_time`"),
+    ("max_retry_after < 0", lambda: RetryPolicy(max_retry_after=-1), "`max_retry_after`"),
+    ("backoff dict", lambda: RetryPolicy(backoff={"initial": 1}), "`backoff` must be a Backoff"),
+    ("initial 0", lambda: Backoff(initial=0), r"`initial` must be > 0 \(got 0\)"),
+    ("initial inf", lambda: Backoff(initial=math.inf), "`initial` must be a finite number"),
+    ("maximum -1", lambda: Backoff(maximum=-1.0), "`maximum` must be > 0"),
+    ("multiplier 0.5", lambda: Backoff(multiplier=0.5), r"`multiplier` must be >= 1 \(got 0.5\)"),
+    ("jitter 1.5", lambda: Backoff(jitter=1.5), r"`jitter` must be <= 1 \(got 1.5\)"),
+    ("jitter -0.1", lambda: Backoff(jitter=-0.1), "`jitter` must be >= 0"),
+    ("timeout str", lambda: _client(timeout="abc"), r"`timeout` must be a number .*'abc'"),
+    ("timeout 0", lambda: _client(timeout=0), r"`timeout` must be > 0 \(got 0\)"),
+    ("timeout < 0", lambda: _client(timeout=-1.5), "`timeout` must be > 0"),
+    ("timeout nan", lambda: _client(timeout=math.nan), "`timeout` must be a finite number"),
+    ("timeout inf", lambda: _client(timeout=math.inf), "`timeout` must be a finite number"),
+    ("timeout bool", lambda: _client(timeout=True), "`timeout` must be a number"),
+    ("timeout None", lambda: _client(timeout=None), "`timeout` must be a number"),
+    (
+        "httpx.Timeout part 0",
+        lambda: _client(timeout=httpx.Timeout(5.0, read=0)),
+        r"`timeout.read` must be > 0",
+    ),
+    ("max_connections 0", lambda: _client(max_connections=0), "`max_connections` must be >= 1"),
+    ("max_connections str", lambda: _client(max_connections="8"), "`max_connections`"),
+    ("max_connections float", lambda: _client(max_connections=8.0), "`max_connections`"),
+    ("retry dict", lambda: _client(retry={"attempts": 2}), "`retry` must be a RetryPolicy"),
+    (
+        "http_client",
+        lambda: _client(http_client=object()),
+        "`http_client` must be an AsyncClient or None",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [row[1:] for row in BAD_CONSTRUCTIONS],
+    ids=[row[0] for row in BAD_CONSTRUCTIONS],
+)
+def test_bad_constructor_arguments_are_validation_errors(
+    build: Callable[[], object], match: str
+) -> None:
+    with pytest.raises(ValidationError, match=match):
+        build()
+
+
+def test_the_issue_examples_raise_the_public_validation_error() -> None:
+    for build in (
+        lambda: RetryPolicy(attempts=0),
+        lambda: AsyncClient("k", timeout="abc"),
+        lambda: AsyncClient("k", timeout=float("nan")),
+    ):
+        with pytest.raises(nexus_async.ValidationError):
+            build()
+
+
+def test_good_constructor_arguments_are_kept() -> None:
+    assert _client(timeout=2).base_url == "http://nexus.test"
+    policy = RetryPolicy(attempts=1, total_time=0.5, max_retry_after=0)
+    assert policy.attempts == 1
+    assert Backoff(initial=1, maximum=1, multiplier=1, jitter=0).delay(5) == 1
+    _client(timeout=httpx.Timeout(5.0, pool=None), max_connections=1, retry=policy)
