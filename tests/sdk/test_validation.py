@@ -200,13 +200,18 @@ def test_ephemeral_deployment_options_build_the_template() -> None:
 # ------------------------------------------------------------- constructor arguments
 
 
+def _bad(value: object) -> Any:
+    """A value of the wrong type, passed as typed code would never pass it."""
+    return value
+
+
 def _client(**kwargs: Any) -> AsyncClient:
     return AsyncClient("k", base_url="http://nexus.test", **kwargs)
 
 
 BAD_CONSTRUCTIONS: list[tuple[str, Callable[[], object], str]] = [
     ("attempts 0", lambda: RetryPolicy(attempts=0), r"`attempts` must be >= 1 \(got 0\)"),
-    ("attempts float", lambda: RetryPolicy(attempts=2.0), "`attempts` must be an integer"),
+    ("attempts float", lambda: RetryPolicy(attempts=_bad(2.0)), "`attempts` must be an integer"),
     ("attempts bool", lambda: RetryPolicy(attempts=True), "`attempts` must be an integer"),
     ("total_time 0", lambda: RetryPolicy(total_time=0), r"`total_time` must be > 0 \(got 0\)"),
     (
@@ -214,9 +219,13 @@ BAD_CONSTRUCTIONS: list[tuple[str, Callable[[], object], str]] = [
         lambda: RetryPolicy(total_time=math.nan),
         "`total_time` must be a finite number",
     ),
-    ("total_time str", lambda: RetryPolicy(total_time="60"), "`total_time`"),
+    ("total_time str", lambda: RetryPolicy(total_time=_bad("60")), "`total_time`"),
     ("max_retry_after < 0", lambda: RetryPolicy(max_retry_after=-1), "`max_retry_after`"),
-    ("backoff dict", lambda: RetryPolicy(backoff={"initial": 1}), "`backoff` must be a Backoff"),
+    (
+        "backoff dict",
+        lambda: RetryPolicy(backoff=_bad({"initial": 1})),
+        "`backoff` must be a Backoff",
+    ),
     ("initial 0", lambda: Backoff(initial=0), r"`initial` must be > 0 \(got 0\)"),
     ("initial inf", lambda: Backoff(initial=math.inf), "`initial` must be a finite number"),
     ("maximum -1", lambda: Backoff(maximum=-1.0), "`maximum` must be > 0"),
@@ -262,7 +271,7 @@ def test_bad_constructor_arguments_are_validation_errors(
 def test_the_issue_examples_raise_the_public_validation_error() -> None:
     for build in (
         lambda: RetryPolicy(attempts=0),
-        lambda: AsyncClient("k", timeout="abc"),
+        lambda: AsyncClient("k", timeout=_bad("abc")),
         lambda: AsyncClient("k", timeout=float("nan")),
     ):
         with pytest.raises(nexus_async.ValidationError):
