@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from . import errors
 from ._http import HTTPCore, Retry
+from ._runtime import Runtime
 from ._validate import check_id
 from .models import DeleteResponse, PaginationResponse
 from .options import MAX_PAGE, Pagination
@@ -29,6 +30,7 @@ class Collection(Generic[T]):
         self,
         http: HTTPCore,
         project_id: str,
+        runtime: Runtime,
         *,
         segment: str,
         model: type[T],
@@ -37,6 +39,7 @@ class Collection(Generic[T]):
     ) -> None:
         self._http = http
         self._project_id = project_id
+        self._runtime = runtime
         self._base = f"/projects/{project_id}/batch/{segment}"
         self._model = model
         self._prefix = prefix
@@ -50,9 +53,26 @@ class Collection(Generic[T]):
         return f"{self._base}/{check_id(resource_id, self._prefix, self._id_name)}{suffix}"
 
     async def _fetch(self, resource_id: str) -> T:
-        return await self._http.request(
-            "GET", self._path(resource_id), into=self._model, retry=Retry.IDEMPOTENT
-        )
+        path = self._path(resource_id)
+        item = await self._http.request("GET", path, into=self._model, retry=Retry.IDEMPOTENT)
+        return self._about(item, resource_id, "GET", path)
+
+    def _about(self, item: T, resource_id: str, method: str, path: str) -> T:
+        """`item` if it is the one asked for, else `ResponseDecodeError`.
+
+        Callers file answers by the ID they asked for: another object's body must
+        not pass for the one named in the request.
+        """
+        answered = getattr(item, "id", None)
+        if answered != resource_id:
+            raise errors.ResponseDecodeError(
+                f"asked for {self._id_name[:-3]} {resource_id}, the API answered about "
+                f"{answered!r}",
+                method=method,
+                url=self._http.base_url + path,
+                status=200,
+            )
+        return item
 
     async def _page(
         self, pagination: Pagination | Mapping[str, Any] | None

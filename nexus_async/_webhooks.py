@@ -22,6 +22,7 @@ from . import errors
 from ._convert import unstructure
 from ._http import HTTPCore, Retry
 from ._resource import Collection
+from ._runtime import Runtime
 from ._validate import check_int, check_keys, check_str
 from .models import (
     CreatedWebhook,
@@ -139,10 +140,11 @@ def _spec(value: Any) -> WebhookSpec:
 class Webhooks(Collection[Webhook]):
     """The webhooks of one project. Get it as `client.get_project(...).batch.webhooks`."""
 
-    def __init__(self, http: HTTPCore, project_id: str) -> None:
+    def __init__(self, http: HTTPCore, project_id: str, runtime: Runtime) -> None:
         super().__init__(
             http,
             project_id,
+            runtime,
             segment="webhooks",
             model=Webhook,
             prefix="webhook_",

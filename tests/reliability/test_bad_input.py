@@ -61,13 +61,13 @@ class FakeApi:
             dataset["status"]["source"]["uploadUrl"]["url"] = UPLOAD_URL
             if path.endswith("/batch/datasets") and method == "GET":
                 return httpx.Response(200, json=wire_batch.page(dataset))
-            return httpx.Response(200, json=dataset)
+            return httpx.Response(200, json={**dataset, "id": last})  # about the one asked
         if "/batch/webhooks" in path:
             if path.endswith(":test"):
                 return httpx.Response(200, json=wire_batch.WEBHOOK_TEST)
             if path.endswith("/batch/webhooks") and method == "GET":
                 return httpx.Response(200, json=wire_batch.page(wire_batch.WEBHOOK))
-            return httpx.Response(200, json=wire_batch.WEBHOOK)
+            return httpx.Response(200, json={**wire_batch.WEBHOOK, "id": last})
         return httpx.Response(404, json={"message": f"no route {method} {path}"})
 
     def client(self) -> AsyncClient:
