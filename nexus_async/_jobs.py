@@ -104,9 +104,9 @@ class Jobs(Collection[Job]):
         the reason "... due to requested cancellation at <ms>". Repeating a cancel
         is harmless, so it is retried like a read.
         """
-        path = self._path(job_id)
+        self._path(job_id)  # checked first
         body = {"spec": {"stopAtTime": int(time.time() * 1000)}}
-        return await self._http.request("PATCH", path, into=Job, retry=Retry.IDEMPOTENT, body=body)
+        return await self._about(job_id, "PATCH", into=Job, body=body)
 
     async def delete(self, job_id: str) -> DeleteResponse:
         """Delete a job (the API cancels it first if it is running).

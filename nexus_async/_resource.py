@@ -21,6 +21,7 @@ from .options import MAX_PAGE, Pagination
 __all__ = ["Collection"]
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 class Collection(Generic[T]):
@@ -53,26 +54,37 @@ class Collection(Generic[T]):
         return f"{self._base}/{check_id(resource_id, self._prefix, self._id_name)}{suffix}"
 
     async def _fetch(self, resource_id: str) -> T:
-        path = self._path(resource_id)
-        item = await self._http.request("GET", path, into=self._model, retry=Retry.IDEMPOTENT)
-        return self._about(item, resource_id, "GET", path)
+        return await self._about(resource_id, "GET", into=self._model)
 
-    def _about(self, item: T, resource_id: str, method: str, path: str) -> T:
-        """`item` if it is the one asked for, else `ResponseDecodeError`.
+    async def _about(
+        self,
+        resource_id: str,
+        method: str,
+        *,
+        into: type[U],
+        suffix: str = "",
+        retry: Retry = Retry.IDEMPOTENT,
+        body: Any = None,
+        redact: tuple[str, ...] = (),
+    ) -> U:
+        """Send a request naming one item, and check that the answer is about that item.
 
-        Callers file answers by the ID they asked for: another object's body must
-        not pass for the one named in the request.
+        Callers file answers by the ID they asked for, so another object's body must
+        not pass for the one named: it is a `ResponseDecodeError`.
         """
-        answered = getattr(item, "id", None)
+        path = self._path(resource_id, suffix)
+        answer = await self._http.request(
+            method, path, into=into, retry=retry, body=body, redact=redact
+        )
+        answered = getattr(answer, "id", None)
         if answered != resource_id:
             raise errors.ResponseDecodeError(
-                f"asked for {self._id_name[:-3]} {resource_id}, the API answered about "
-                f"{answered!r}",
+                f"asked about {resource_id}, the API answered about {answered!r}",
                 method=method,
                 url=self._http.base_url + path,
                 status=200,
             )
-        return item
+        return answer
 
     async def _page(
         self, pagination: Pagination | Mapping[str, Any] | None
@@ -101,11 +113,8 @@ class Collection(Generic[T]):
 
     async def _remove(self, resource_id: str) -> DeleteResponse:
         """Delete one item; a retry's 404 after a lost answer is the deletion it is."""
-        path = self._path(resource_id)
         try:
-            return await self._http.request(
-                "DELETE", path, into=DeleteResponse, retry=Retry.IDEMPOTENT
-            )
+            return await self._about(resource_id, "DELETE", into=DeleteResponse)
         except errors.NotFoundError as exc:
             if exc.attempts > 1:
                 return DeleteResponse(id=resource_id, deleted=True)
