@@ -87,6 +87,8 @@ class HTTPCore:
         self._in_flight = anyio.Semaphore(max_in_flight)
         self._paused_until = 0.0  # anyio clock; set by a 429 for the whole client
         self.requests_sent = 0
+        # The API's clock, from the last `Date` header: (epoch seconds, anyio time seen).
+        self._server_date: tuple[float, float] | None = None
         # One connection per pool (see `_transport`): httpcore's pool bookkeeping
         # grows with its connection count and dominated fan-out CPU time.
         self.client = http_client or httpx.AsyncClient(
@@ -100,6 +102,17 @@ class HTTPCore:
 
     def __repr__(self) -> str:
         return f"<HTTPCore base_url={self.base_url!r}>"
+
+    def server_time_ms(self) -> int | None:
+        """The API's clock now (epoch ms), from the last response's `Date`; None if unknown.
+
+        `Date` has whole seconds, cut down, so this is never ahead of the API's clock
+        (by more than the drift since that response).
+        """
+        if self._server_date is None:
+            return None
+        date, seen = self._server_date
+        return int((date + anyio.current_time() - seen) * 1000)
 
     async def aclose(self) -> None:
         self.closed = True
@@ -226,6 +239,8 @@ class HTTPCore:
                 retryable = retry is Retry.IDEMPOTENT or isinstance(exc, _UNSENT_ERRORS)
                 logger.debug("%s %s failed: %s", method, shown_url, type(exc).__name__)
             else:
+                if api:
+                    self._note_date(response)
                 logger.debug(
                     "%s %s -> %d in %.1f ms",
                     method,
@@ -263,6 +278,16 @@ class HTTPCore:
                 error,
             )
             await anyio.sleep(delay)
+
+    def _note_date(self, response: httpx.Response) -> None:
+        value = response.headers.get("Date")
+        if value is None:
+            return
+        try:
+            date = email.utils.parsedate_to_datetime(value).timestamp()
+        except (TypeError, ValueError):
+            return
+        self._server_date = (date, anyio.current_time())
 
 
 def _transport_error(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import builtins
-import time
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from typing import Any
 
@@ -100,12 +99,20 @@ class Jobs(Collection[Job]):
     async def cancel(self, job_id: str) -> Job:
         """Cancel a scheduled or running job by moving its stop time to now.
 
-        Returns the job; once the API has stopped it, its overview is Failed with
-        the reason "... due to requested cancellation at <ms>". Repeating a cancel
-        is harmless, so it is retried like a read.
+        "Now" is the API's clock (from the `Date` of its last answer, or of a GET of
+        the job when none came yet), not this machine's, which may be off by
+        minutes. Returns the job; once the API has stopped it, its overview is
+        Failed with the reason "... due to requested cancellation at <ms>".
+        Repeating a cancel is harmless, so it is retried like a read.
         """
         self._path(job_id)  # checked first
-        body = {"spec": {"stopAtTime": int(time.time() * 1000)}}
+        now = self._http.server_time_ms()
+        if now is None:
+            job = await self._fetch(job_id)
+            # Without a `Date` header, the job's own latest timestamp is still the
+            # API's clock, and not after its now.
+            now = self._http.server_time_ms() or job.update_date
+        body = {"spec": {"stopAtTime": now}}
         return await self._about(job_id, "PATCH", into=Job, body=body)
 
     async def delete(self, job_id: str) -> DeleteResponse:
