@@ -76,7 +76,7 @@ def _measure(server: Server, coalesced: bool) -> Callable[[], Outcome]:
             jobs = client.get_project(server.project_id).batch.jobs
             ids = await _create(server, client)
             server.clear_requests()
-            sent = client._http.stats().requests_sent
+            sent = client.diagnostics().requests_sent
             delays: dict[str, float] = {}
             record = _learned(delays)
             started = time.monotonic()
@@ -88,7 +88,8 @@ def _measure(server: Server, coalesced: bool) -> Callable[[], Outcome]:
                     raise_exception_if=None,
                     on_update=record,
                 )
-                rounds = client._pollers[server.project_id].ticks
+                (poller,) = client.diagnostics().pollers
+                rounds = poller.ticks
             else:
 
                 async def wait_one(job_id: str) -> None:
@@ -103,7 +104,7 @@ def _measure(server: Server, coalesced: bool) -> Callable[[], Outcome]:
                         tg.start_soon(wait_one, job_id)
                 rounds = 0
             seconds = time.monotonic() - started
-            requests = client._http.stats().requests_sent - sent
+            requests = client.diagnostics().requests_sent - sent
         log = server.requests()
         if not coalesced:
             rounds = max(Counter(r["path"] for r in log if r["method"] == "GET").values())

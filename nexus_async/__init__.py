@@ -6,14 +6,19 @@ Example:
         job = await jobs.wait_until_done("batchjob_...")
 """
 
+import attrs
+
 from ._backoff import Backoff, RetryPolicy
 from ._client import AsyncClient, Batch, Project
 from ._convert import structure, unstructure
 from ._datasets import Datasets
 from ._http import HTTPStats
 from ._jobs import Jobs
+from ._logs import LogCursor
+from ._runtime import Diagnostics, PollerDiagnostics
 from ._transport import TransportStats
 from ._version import __version__
+from ._waiting import AsCompleted, JobProgress
 from ._webhooks import Webhooks
 from .errors import (
     APIError,
@@ -83,9 +88,12 @@ from .models import (
 from .options import JobOptions, LogsFilter, Pagination
 from .receiver import DeliveryReceiver, parse_delivery, verify_delivery
 
+# Sorted; tests/sdk/test_exported_members.py pins this list. Error classes come
+# from `errors` and are listed here with the rest.
 __all__ = [
     "APIError",
     "APIStatusError",
+    "AsCompleted",
     "AsyncClient",
     "Backoff",
     "BadRequestError",
@@ -111,6 +119,7 @@ __all__ = [
     "DeliveryReceiver",
     "DeploymentOptions",
     "DeploymentTemplate",
+    "Diagnostics",
     "ExistingDeployment",
     "ForbiddenError",
     "HTTPStats",
@@ -119,11 +128,13 @@ __all__ = [
     "JobLogEntry",
     "JobLogs",
     "JobOptions",
+    "JobProgress",
     "JobSpec",
     "JobStateError",
     "JobStatus",
     "JobStatusOverview",
     "Jobs",
+    "LogCursor",
     "LogLevel",
     "LogPagingError",
     "LogsFilter",
@@ -134,6 +145,7 @@ __all__ = [
     "Pagination",
     "PaginationResponse",
     "PayloadTooLargeError",
+    "PollerDiagnostics",
     "Prediction",
     "PredictionTag",
     "Project",
@@ -166,10 +178,14 @@ __all__ = [
     "verify_delivery",
 ]
 
-# Tracebacks and reprs show the public path, as httpx does, for what lives in
-# private modules.
+# Tracebacks and reprs show the public path, as httpx does: every exported name
+# presents itself as `nexus_async.X`. String annotations are resolved first, in
+# each class's own module (later lookups would use `nexus_async`'s namespace,
+# which lacks helper aliases such as `models.Deployment`).
 for _name in __all__:
     _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith("nexus_async._"):
+    if isinstance(_obj, type) and attrs.has(_obj):
+        attrs.resolve_types(_obj)
+    if getattr(_obj, "__module__", "").startswith("nexus_async"):
         _obj.__module__ = "nexus_async"
 del _name, _obj

@@ -2,32 +2,23 @@
 
 from __future__ import annotations
 
-import enum
 import os
 from types import TracebackType
 
-import anyio
 import httpx
-from anyio.abc import TaskGroup
 
 from ._backoff import RetryPolicy
 from ._datasets import Datasets
 from ._http import HTTPCore
 from ._jobs import Jobs
+from ._runtime import Diagnostics, Runtime
 from ._validate import check_id, check_int, check_timeout, check_type
-from ._waiting import Poller
 from ._webhooks import Webhooks
-from .errors import ClientClosedError, ValidationError
+from .errors import ValidationError
 
 __all__ = ["DEFAULT_BASE_URL", "AsyncClient", "Batch", "Project"]
 
 DEFAULT_BASE_URL = "https://api.datature.io"
-
-
-class _State(enum.Enum):
-    UNOPENED = 1
-    OPENED = 2
-    CLOSED = 3
 
 
 class AsyncClient:
@@ -88,9 +79,7 @@ class AsyncClient:
             max_connections=check_int(max_connections, "max_connections", minimum=1),
             max_in_flight=max_connections,
         )
-        self._state = _State.UNOPENED
-        self._task_group: TaskGroup | None = None
-        self._pollers: dict[str, Poller] = {}
+        self._runtime = Runtime()
 
     @property
     def base_url(self) -> str:
@@ -98,27 +87,30 @@ class AsyncClient:
         return self._http.base_url
 
     def __repr__(self) -> str:
-        return f"<AsyncClient base_url={self.base_url!r} state={self._state.name.lower()}>"
+        return f"<AsyncClient base_url={self.base_url!r} state={self._runtime.state}>"
 
     def get_project(self, project_id: str) -> Project:
         """The project with this ID; a bare ID gets the `proj_` prefix."""
-        self._check_open()
+        self._runtime.check_open()
         if isinstance(project_id, str) and not project_id.startswith("proj_"):
             project_id = "proj_" + project_id
-        return Project(self, check_id(project_id, "proj_", "project_id"))
+        return Project(self._http, self._runtime, check_id(project_id, "proj_", "project_id"))
+
+    def diagnostics(self) -> Diagnostics:
+        """A snapshot of what the client has going on: background tasks, pollers, requests.
+
+        For tests and debugging: e.g. that no poller outlives its waiters.
+        """
+        return self._runtime.diagnostics(self._http.stats())
 
     async def __aenter__(self) -> AsyncClient:
-        if self._state is not _State.UNOPENED:
-            raise ClientClosedError(
-                "an AsyncClient can be entered once; it is "
-                + ("already open" if self._state is _State.OPENED else "closed")
-            )
+        await self._runtime.open()
         if self._http.owns_client:  # one passed in is the caller's to open and close
-            await self._http.client.__aenter__()
-        task_group = anyio.create_task_group()
-        await task_group.__aenter__()
-        self._task_group = task_group
-        self._state = _State.OPENED
+            try:
+                await self._http.client.__aenter__()
+            except BaseException:
+                await self._runtime.exit()
+                raise
         return self
 
     async def __aexit__(
@@ -127,50 +119,32 @@ class AsyncClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        task_group, self._task_group = self._task_group, None
         try:
-            if task_group is not None:
-                # Background work (prefetching, shared polling) only ever serves a
-                # caller's own await; nothing is lost by cancelling it. The body's
-                # exception is not handed to the task group: it would come out
-                # wrapped in an ExceptionGroup, and callers expect `NotFoundError`,
-                # not a group. Our tasks never raise, so the group has nothing to add.
-                task_group.cancel_scope.cancel()
-                await task_group.__aexit__(None, None, None)
+            # Background work (prefetching, shared polling) only ever serves a
+            # caller's own await; nothing is lost by cancelling it.
+            await self._runtime.exit()
         finally:
             await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool (unless it was passed in). Safe to call twice."""
-        if self._state is _State.CLOSED:
+        """Close the client: stop its background work and its connection pool.
+
+        The pool is closed unless it was passed in. Safe to call twice, and inside
+        `async with`, whose block then goes on: later calls raise `ClientClosedError`,
+        and iterators still running raise it too.
+        """
+        if self._runtime.closed and self._http.closed:
             return
-        self._state = _State.CLOSED
-        if self._task_group is not None:
-            self._task_group.cancel_scope.cancel()
+        self._runtime.close()
         await self._http.aclose()
-
-    def _check_open(self) -> None:
-        if self._state is _State.CLOSED:
-            raise ClientClosedError("this AsyncClient is closed; create a new one")
-
-    def _current_task_group(self) -> TaskGroup | None:
-        self._check_open()
-        return self._task_group
-
-    def _poller(self, jobs: Jobs) -> Poller:
-        """The one poller of a project, shared by all its many-job waits."""
-        poller = self._pollers.get(jobs._project_id)
-        if poller is None:
-            poller = self._pollers[jobs._project_id] = Poller(jobs)
-        return poller
 
 
 class Project:
     """One project's resources: `project.batch.jobs`."""
 
-    def __init__(self, client: AsyncClient, project_id: str) -> None:
+    def __init__(self, http: HTTPCore, runtime: Runtime, project_id: str) -> None:
         self.project_id = project_id
-        self.batch = Batch(client, project_id)
+        self.batch = Batch(http, runtime, project_id)
 
     def __repr__(self) -> str:
         return f"<Project {self.project_id!r}>"
@@ -179,10 +153,10 @@ class Project:
 class Batch:
     """The batch API of one project: `jobs`, `datasets` and `webhooks`."""
 
-    def __init__(self, client: AsyncClient, project_id: str) -> None:
-        self.jobs = Jobs(client, project_id)
-        self.datasets = Datasets(client._http, project_id)
-        self.webhooks = Webhooks(client._http, project_id)
+    def __init__(self, http: HTTPCore, runtime: Runtime, project_id: str) -> None:
+        self.jobs = Jobs(http, project_id, runtime)
+        self.datasets = Datasets(http, project_id, runtime)
+        self.webhooks = Webhooks(http, project_id, runtime)
 
     def __repr__(self) -> str:
         return f"<Batch jobs={self.jobs!r}>"

@@ -36,6 +36,7 @@ from ._crc32c import Crc32c
 from ._http import HTTPCore, Retry
 from ._poll import watch_changes
 from ._resource import Collection
+from ._runtime import Runtime
 from ._validate import check_keys, check_str
 from .models import (
     Dataset,
@@ -274,10 +275,11 @@ def _body(file: IO[bytes], size: int, where: str) -> Callable[[], AsyncIterator[
 class Datasets(Collection[Dataset]):
     """The datasets of one project. Get it as `client.get_project(...).batch.datasets`."""
 
-    def __init__(self, http: HTTPCore, project_id: str) -> None:
+    def __init__(self, http: HTTPCore, project_id: str, runtime: Runtime) -> None:
         super().__init__(
             http,
             project_id,
+            runtime,
             segment="datasets",
             model=Dataset,
             prefix="dataset_",

@@ -120,6 +120,8 @@ class HTTPCore:
         self._sent = 0
         self._waiting = 0
         self._on_wire = 0
+        # The API's clock, from the last `Date` header: (epoch seconds, anyio time seen).
+        self._server_date: tuple[float, float] | None = None
         # One connection per pool (see `_transport`): httpcore's pool bookkeeping
         # grows with its connection count and dominated fan-out CPU time.
         self._transport = SpreadTransport(max_connections) if http_client is None else None
@@ -141,6 +143,17 @@ class HTTPCore:
             in_flight=self._on_wire,
             transport=None if self._transport is None else self._transport.stats(),
         )
+
+    def server_time_ms(self) -> int | None:
+        """The API's clock now (epoch ms), from the last response's `Date`; None if unknown.
+
+        `Date` has whole seconds, cut down, so this is never ahead of the API's clock
+        (by more than the drift since that response).
+        """
+        if self._server_date is None:
+            return None
+        date, seen = self._server_date
+        return int((date + anyio.current_time() - seen) * 1000)
 
     async def aclose(self) -> None:
         self.closed = True
@@ -253,6 +266,7 @@ class HTTPCore:
                 params=params,
                 content=content(),
                 attempt=attempt,
+                api=api,
                 redact=redact,
             )
             if isinstance(result, httpx.Response):
@@ -291,6 +305,7 @@ class HTTPCore:
         params: Mapping[str, str] | None,
         content: bytes | AsyncIterable[bytes] | None,
         attempt: int,
+        api: bool,
         redact: tuple[str, ...],
     ) -> httpx.Response | _Failed:
         """One attempt, once the client's in-flight limit and any 429 pause allow it."""
@@ -325,6 +340,8 @@ class HTTPCore:
             )
         finally:
             self._in_flight.release()
+        if api:
+            self._note_date(response)
         logger.debug(
             "%s %s -> %d in %.1f ms",
             method,
@@ -338,6 +355,16 @@ class HTTPCore:
             _status_error(response, method, shown_url, attempt, redact),
             Outcome(status=response.status_code, retry_after=_retry_after(response)),
         )
+
+    def _note_date(self, response: httpx.Response) -> None:
+        value = response.headers.get("Date")
+        if value is None:
+            return
+        try:
+            date = email.utils.parsedate_to_datetime(value).timestamp()
+        except (TypeError, ValueError):
+            return
+        self._server_date = (date, anyio.current_time())
 
 
 def _transport_error(

@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import builtins
-import contextlib
-import inspect
-import logging
-import time
-from collections.abc import (
-    AsyncGenerator,
-    Awaitable,
-    Callable,
-    Iterable,
-    Mapping,
-)
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncGenerator, Iterable, Mapping
+from typing import Any
 
-import anyio
-import attrs
-
-from . import errors
+from . import _logs, _waiting
 from ._convert import unstructure
-from ._http import Retry
-from ._poll import TRANSIENT, poll_backoff, watch_changes
+from ._http import HTTPCore, Retry
 from ._resource import Collection
-from ._validate import check_id, check_int, check_str
+from ._runtime import Runtime
+from ._validate import check_str
+from ._waiting import AsCompleted, OnJob, OnProgress
 from .models import (
     DeleteResponse,
     Job,
@@ -36,49 +24,22 @@ from .models import (
 )
 from .options import MAX_PAGE, JobOptions, LogsFilter, Pagination
 
-if TYPE_CHECKING:
-    from anyio.abc import TaskGroup
-
-    from ._client import AsyncClient
-    from ._waiting import AsCompleted, OnProgress
-
 __all__ = ["Jobs"]
-
-logger = logging.getLogger("nexus_async")
-
-OnUpdate = Callable[[Job], "Awaitable[None] | None"]
-
-# Longest wait, when an iterator is closed, for its background task to end.
-_STOP_SECONDS = 5.0
 
 
 class Jobs(Collection[Job]):
     """The batch jobs of one project. Get it as `client.get_project(...).batch.jobs`."""
 
-    def __init__(self, client: AsyncClient, project_id: str) -> None:
+    def __init__(self, http: HTTPCore, project_id: str, runtime: Runtime) -> None:
         super().__init__(
-            client._http,
+            http,
             project_id,
+            runtime,
             segment="jobs",
             model=Job,
             prefix="batchjob_",
             id_name="job_id",
         )
-        self._client = client
-
-    def _task_group(self) -> TaskGroup | None:
-        return self._client._current_task_group()
-
-    def _ids(self, job_ids: Iterable[str]) -> builtins.list[str]:
-        """`job_ids` as a list, every ID checked, or `ValidationError`."""
-        if isinstance(job_ids, (str, bytes)) or not isinstance(job_ids, Iterable):
-            raise errors.ValidationError(
-                f"`job_ids` must be an iterable of job IDs (got a {type(job_ids).__name__})"
-            )
-        ids = builtins.list(job_ids)
-        for job_id in ids:
-            self._path(job_id)
-        return ids
 
     async def create(self, name: str, job_options: JobOptions | Mapping[str, Any]) -> Job:
         """Create a batch job that predicts on a dataset and delivers to a webhook.
@@ -138,13 +99,21 @@ class Jobs(Collection[Job]):
     async def cancel(self, job_id: str) -> Job:
         """Cancel a scheduled or running job by moving its stop time to now.
 
-        Returns the job; once the API has stopped it, its overview is Failed with
-        the reason "... due to requested cancellation at <ms>". Repeating a cancel
-        is harmless, so it is retried like a read.
+        "Now" is the API's clock (from the `Date` of its last answer, or of a GET of
+        the job when none came yet), not this machine's, which may be off by
+        minutes. Returns the job; once the API has stopped it, its overview is
+        Failed with the reason "... due to requested cancellation at <ms>".
+        Repeating a cancel is harmless, so it is retried like a read.
         """
-        path = self._path(job_id)
-        body = {"spec": {"stopAtTime": int(time.time() * 1000)}}
-        return await self._http.request("PATCH", path, into=Job, retry=Retry.IDEMPOTENT, body=body)
+        self._path(job_id)  # checked first
+        now = self._http.server_time_ms()
+        if now is None:
+            job = await self._fetch(job_id)
+            # Without a `Date` header, the job's own latest timestamp is still the
+            # API's clock, and not after its now.
+            now = self._http.server_time_ms() or job.update_date
+        body = {"spec": {"stopAtTime": now}}
+        return await self._about(job_id, "PATCH", into=Job, body=body)
 
     async def delete(self, job_id: str) -> DeleteResponse:
         """Delete a job (the API cancels it first if it is running).
@@ -198,51 +167,9 @@ class Jobs(Collection[Job]):
         """
         self._path(job_id)
         flt = LogsFilter.coerce(logs_filter)
-        pages = self._log_pages(job_id, flt)
-        task_group = self._task_group()
-        if task_group is None:
-            return _flatten(pages)
-        return _prefetched(pages, task_group)
+        return _logs.all_logs(lambda f: self.get_logs(job_id, f), job_id, flt, self._runtime)
 
-    async def _log_pages(
-        self, job_id: str, flt: LogsFilter
-    ) -> AsyncGenerator[builtins.list[JobLogEntry], None]:
-        """New entries page by page; see `get_all_logs` for the paging rule."""
-        page_size = flt.max_entries or MAX_PAGE
-        before = flt.before_time
-        boundary_time: int | None = None
-        boundary_ids: set[str] = set()
-        while True:
-            query = LogsFilter(
-                before_time=before,
-                after_time=flt.after_time,
-                min_level=flt.min_level,
-                max_entries=page_size,
-            )
-            entries = (await self.get_logs(job_id, query)).entries
-            fresh = [
-                e for e in entries if not (e.create_time == boundary_time and e.id in boundary_ids)
-            ]
-            if fresh:
-                yield fresh
-            if len(entries) < page_size:
-                return
-            oldest = entries[-1].create_time
-            if not fresh:
-                raise errors.LogPagingError(
-                    f"{page_size} or more log entries of job {job_id} share the "
-                    f"millisecond {oldest}; paging by time cannot get past them without "
-                    "losing entries (narrow the query with min_level or before_time)",
-                    job_id=job_id,
-                    create_time=oldest,
-                )
-            if oldest != boundary_time:
-                boundary_time = oldest
-                boundary_ids = set()
-            boundary_ids.update(e.id for e in entries if e.create_time == oldest)
-            before = oldest
-
-    async def watch(
+    def watch(
         self,
         job_id: str,
         *,
@@ -261,21 +188,7 @@ class Jobs(Collection[Job]):
             timeout: Seconds before `WaitTimeoutError` (carrying the last snapshot);
                 None waits without limit.
         """
-        self._path(job_id)  # checked before the first poll
-        snapshots = watch_changes(
-            lambda: self._fetch(job_id),
-            state=lambda job: job.status,
-            finished=lambda job: job.status.is_finished,
-            interval=interval,
-            timeout=timeout,
-            timed_out=lambda last: _wait_timeout(job_id, timeout, last),
-            name=job_id,
-        )
-        try:
-            async for job in snapshots:
-                yield job
-        finally:
-            await snapshots.aclose()
+        return _waiting.watch(self, job_id, interval=interval, timeout=timeout)
 
     async def wait_until_done(
         self,
@@ -284,7 +197,7 @@ class Jobs(Collection[Job]):
         interval: float = 5.0,
         timeout: float | None = 36_000.0,
         raise_exception_if: JobStatusOverview | str | None = JobStatusOverview.FAILED,
-        on_update: OnUpdate | None = None,
+        on_update: OnJob | None = None,
     ) -> Job:
         """Wait until the job is finished (overview Reached or Failed) and return it.
 
@@ -306,20 +219,14 @@ class Jobs(Collection[Job]):
         Example:
             job = await jobs.wait_until_done(job.id, timeout=600)
         """
-        if raise_exception_if is not None:
-            check_str(str(raise_exception_if), "raise_exception_if")
-        _check_callback(on_update, "on_update")
-        final: Job | None = None
-        async with _closing(self.watch(job_id, interval=interval, timeout=timeout)) as snapshots:
-            async for final in snapshots:
-                if on_update is not None:
-                    result = on_update(final)
-                    if inspect.isawaitable(result):
-                        await result
-        assert final is not None, "watch() ends only after yielding a finished job"
-        if raise_exception_if is not None and str(final.status.overview) == str(raise_exception_if):
-            raise errors.JobStateError(_ended_message(final), job=final)
-        return final
+        return await _waiting.wait_until_done(
+            self,
+            job_id,
+            interval=interval,
+            timeout=timeout,
+            raise_exception_if=raise_exception_if,
+            on_update=on_update,
+        )
 
     def as_completed(
         self,
@@ -327,7 +234,7 @@ class Jobs(Collection[Job]):
         *,
         interval: float = 5.0,
         timeout: float | None = None,
-        on_update: OnUpdate | None = None,
+        on_update: OnJob | None = None,
         on_progress: OnProgress | None = None,
         totals: Mapping[str, int] | None = None,
     ) -> AsCompleted:
@@ -352,21 +259,15 @@ class Jobs(Collection[Job]):
                 async for job in finished:
                     print(job.id, job.status.overview)
         """
-        from ._waiting import AsCompleted
-
-        _check_callback(on_update, "on_update")
-        _check_callback(on_progress, "on_progress")
-        task_group = self._task_group()
-        return AsCompleted(
+        return _waiting.as_completed(
             self,
-            self._ids(job_ids),
-            poller=self._client._poller(self) if task_group is not None else None,
-            task_group=task_group,
+            job_ids,
+            poller=self._runtime.poller(self._project_id, self),
             interval=interval,
             timeout=timeout,
             on_update=on_update,
             on_progress=on_progress,
-            totals=_check_totals(totals),
+            totals=totals,
         )
 
     async def wait_all(
@@ -377,7 +278,7 @@ class Jobs(Collection[Job]):
         timeout: float | None = 36_000.0,
         raise_exception_if: JobStatusOverview | str | None = JobStatusOverview.FAILED,
         fail_fast: bool = True,
-        on_update: OnUpdate | None = None,
+        on_update: OnJob | None = None,
         on_progress: OnProgress | None = None,
         totals: Mapping[str, int] | None = None,
     ) -> builtins.list[Job]:
@@ -400,37 +301,20 @@ class Jobs(Collection[Job]):
         Example:
             finals = await jobs.wait_all([a.id, b.id], fail_fast=False)
         """
-        ids = builtins.list(dict.fromkeys(self._ids(job_ids)))
-        bad_state = None if raise_exception_if is None else str(raise_exception_if)
-        finals: dict[str, Job] = {}
-        failed: builtins.list[Job] = []
-        waiter = self.as_completed(
-            ids,
+        return await _waiting.wait_all(
+            self,
+            job_ids,
+            poller=self._runtime.poller(self._project_id, self),
             interval=interval,
             timeout=timeout,
+            raise_exception_if=raise_exception_if,
+            fail_fast=fail_fast,
             on_update=on_update,
             on_progress=on_progress,
             totals=totals,
         )
-        async with waiter:
-            async for job in waiter:
-                finals[job.id] = job
-                if bad_state is not None and str(job.status.overview) == bad_state:
-                    if fail_fast:
-                        raise errors.JobStateError(_ended_message(job), job=job)
-                    failed.append(job)
-        ordered = [finals[job_id] for job_id in ids]
-        if failed:
-            raise errors.JobStateError(
-                f"{len(failed)} of {len(ids)} jobs ended {bad_state}; first: "
-                + _ended_message(failed[0]),
-                job=failed[0],
-                jobs=failed,
-                finished=ordered,
-            )
-        return ordered
 
-    async def follow_logs(
+    def follow_logs(
         self,
         job_id: str,
         *,
@@ -457,166 +341,11 @@ class Jobs(Collection[Job]):
             async for entry in jobs.follow_logs(job.id):
                 print(entry.create_time, entry.kind, entry.item)
         """
-        self._path(job_id)  # checked before the first request
-        backoff = poll_backoff(interval)
-        base = LogsFilter(min_level=min_level, after_time=after_time)
-        newest_time = base.after_time
-        newest_ids: set[str] = set()  # ids yielded at `newest_time`
-        step = 0
-        while True:
-            finished = False
-            fresh: builtins.list[JobLogEntry] = []
-            try:
-                job = await self._fetch(job_id)
-                finished = job.is_finished
-                # Re-read the newest millisecond: entries may still arrive in it.
-                query = attrs.evolve(
-                    base, after_time=None if newest_time is None else max(0, newest_time - 1)
-                )
-                batch = await _collect(self._log_pages(job_id, query))
-            except TRANSIENT as exc:
-                logger.info("following logs of %s: %s; will poll again", job_id, exc)
-                finished = False
-            else:
-                batch.reverse()  # oldest first
-                fresh = [
-                    e
-                    for e in batch
-                    if not (e.create_time == newest_time and e.id in newest_ids)
-                    and (newest_time is None or e.create_time >= newest_time)
-                ]
-            for entry in fresh:
-                yield entry
-            if fresh:
-                last_time = fresh[-1].create_time
-                if last_time != newest_time:
-                    newest_time, newest_ids = last_time, set()
-                newest_ids.update(e.id for e in fresh if e.create_time == last_time)
-                step = max(0, step - 1)
-            else:
-                step += 1
-            if finished:
-                return
-            await anyio.sleep(backoff.delay(step))
-
-
-def _check_callback(value: object, name: str) -> None:
-    if value is not None and not callable(value):
-        raise errors.ValidationError(
-            f"`{name}` must be a function or None (got a {type(value).__name__})"
+        return _logs.follow_logs(
+            lambda: self._fetch(job_id),
+            lambda f: self.get_logs(job_id, f),
+            job_id,
+            interval=interval,
+            min_level=min_level,
+            after_time=after_time,
         )
-
-
-def _check_totals(value: Mapping[str, int] | None) -> dict[str, int] | None:
-    """`totals` as a dict of job ID -> item count (>= 0), or `ValidationError`."""
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        raise errors.ValidationError(
-            f"`totals` must be a dict of job ID -> item count (got a {type(value).__name__})"
-        )
-    for job_id, count in value.items():
-        check_id(job_id, "batchjob_", "totals key")
-        check_int(count, f"totals[{job_id!r}]", minimum=0)
-    return dict(value)
-
-
-def _ended_message(job: Job) -> str:
-    status = job.status
-    reason = f" ({status.reason})" if status.reason else ""
-    return f"job {job.id} ended {status.overview}: {status.message}{reason}"
-
-
-async def _collect(
-    pages: AsyncGenerator[builtins.list[JobLogEntry], None],
-) -> builtins.list[JobLogEntry]:
-    """Every entry of `pages`, in page order."""
-    entries: list[JobLogEntry] = []
-    try:
-        async for page in pages:
-            entries.extend(page)
-    finally:
-        await pages.aclose()
-    return entries
-
-
-def _wait_timeout(job_id: str, timeout: float | None, last: Job | None) -> errors.WaitTimeoutError:
-    state = "never answered" if last is None else f"last seen {last.status.overview}"
-    return errors.WaitTimeoutError(
-        f"job {job_id} not finished after {timeout} s ({state})", job=last
-    )
-
-
-class _closing:
-    """`async with` that closes an async generator on exit (contextlib.aclosing, 3.10+ typed)."""
-
-    def __init__(self, gen: AsyncGenerator[Job, None]) -> None:
-        self._gen = gen
-
-    async def __aenter__(self) -> AsyncGenerator[Job, None]:
-        return self._gen
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._gen.aclose()
-
-
-async def _flatten(
-    pages: AsyncGenerator[list[JobLogEntry], None],
-) -> AsyncGenerator[JobLogEntry, None]:
-    try:
-        async for page in pages:
-            for entry in page:
-                yield entry
-    finally:
-        await pages.aclose()
-
-
-async def _prefetched(
-    pages: AsyncGenerator[list[JobLogEntry], None], task_group: TaskGroup
-) -> AsyncGenerator[JobLogEntry, None]:
-    """Yield from `pages` while a task in `task_group` fetches ahead.
-
-    The producer runs in the client's task group, never in a scope held across
-    our `yield`; it hands pages (or its exception) over a one-slot stream and is
-    cancelled when this generator is closed, which returns only once the producer
-    has ended: no request of ours is left in flight behind the caller.
-    """
-    send, receive = anyio.create_memory_object_stream["list[JobLogEntry] | BaseException"](1)
-    scope = anyio.CancelScope()
-    ended = anyio.Event()
-
-    async def produce() -> None:
-        try:
-            with scope:
-                async with send:
-                    try:
-                        async for page in pages:
-                            await send.send(page)
-                    except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                        pass
-                    except Exception as exc:  # handed to the consumer, never to the task group
-                        with contextlib.suppress(
-                            anyio.BrokenResourceError, anyio.ClosedResourceError
-                        ):
-                            await send.send(exc)
-                    finally:
-                        with anyio.CancelScope(shield=True):
-                            await pages.aclose()
-        finally:
-            ended.set()
-
-    task_group.start_soon(produce)
-    try:
-        async with receive:
-            async for item in receive:
-                if isinstance(item, BaseException):
-                    raise item
-                for entry in item:
-                    yield entry
-    finally:
-        scope.cancel()
-        # A task cancelled before it ever ran never gets to set `ended`; the task
-        # group's own cancellation (the client closing) ends it anyway.
-        if not task_group.cancel_scope.cancel_called:
-            with anyio.move_on_after(_STOP_SECONDS, shield=True):
-                await ended.wait()

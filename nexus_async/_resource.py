@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from . import errors
 from ._http import HTTPCore, Retry
+from ._runtime import Runtime
 from ._validate import check_id
 from .models import DeleteResponse, PaginationResponse
 from .options import MAX_PAGE, Pagination
@@ -20,6 +21,7 @@ from .options import MAX_PAGE, Pagination
 __all__ = ["Collection"]
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 class Collection(Generic[T]):
@@ -29,6 +31,7 @@ class Collection(Generic[T]):
         self,
         http: HTTPCore,
         project_id: str,
+        runtime: Runtime,
         *,
         segment: str,
         model: type[T],
@@ -37,6 +40,7 @@ class Collection(Generic[T]):
     ) -> None:
         self._http = http
         self._project_id = project_id
+        self._runtime = runtime
         self._base = f"/projects/{project_id}/batch/{segment}"
         self._model = model
         self._prefix = prefix
@@ -50,9 +54,37 @@ class Collection(Generic[T]):
         return f"{self._base}/{check_id(resource_id, self._prefix, self._id_name)}{suffix}"
 
     async def _fetch(self, resource_id: str) -> T:
-        return await self._http.request(
-            "GET", self._path(resource_id), into=self._model, retry=Retry.IDEMPOTENT
+        return await self._about(resource_id, "GET", into=self._model)
+
+    async def _about(
+        self,
+        resource_id: str,
+        method: str,
+        *,
+        into: type[U],
+        suffix: str = "",
+        retry: Retry = Retry.IDEMPOTENT,
+        body: Any = None,
+        redact: tuple[str, ...] = (),
+    ) -> U:
+        """Send a request naming one item, and check that the answer is about that item.
+
+        Callers file answers by the ID they asked for, so another object's body must
+        not pass for the one named: it is a `ResponseDecodeError`.
+        """
+        path = self._path(resource_id, suffix)
+        answer = await self._http.request(
+            method, path, into=into, retry=retry, body=body, redact=redact
         )
+        answered = getattr(answer, "id", None)
+        if answered != resource_id:
+            raise errors.ResponseDecodeError(
+                f"asked about {resource_id}, the API answered about {answered!r}",
+                method=method,
+                url=self._http.base_url + path,
+                status=200,
+            )
+        return answer
 
     async def _page(
         self, pagination: Pagination | Mapping[str, Any] | None
@@ -81,11 +113,8 @@ class Collection(Generic[T]):
 
     async def _remove(self, resource_id: str) -> DeleteResponse:
         """Delete one item; a retry's 404 after a lost answer is the deletion it is."""
-        path = self._path(resource_id)
         try:
-            return await self._http.request(
-                "DELETE", path, into=DeleteResponse, retry=Retry.IDEMPOTENT
-            )
+            return await self._about(resource_id, "DELETE", into=DeleteResponse)
         except errors.NotFoundError as exc:
             if exc.attempts > 1:
                 return DeleteResponse(id=resource_id, deleted=True)

@@ -1,6 +1,7 @@
-"""Waiting on many jobs at once: `as_completed`, `wait_all`, and progress estimates.
+"""Waiting on jobs: `watch`, `wait_until_done`, `as_completed`, `wait_all`, and progress.
 
-Polling each job on its own costs one GET per job per tick (500 jobs, 500
+A single job is watched by the one poll loop (`_poll.watch_changes`). For many
+jobs, polling each on its own costs one GET per job per tick (500 jobs, 500
 requests) and invites rate limits. Here a *poller* refreshes a whole set of jobs
 per tick through list pages (newest first), and falls back to `get` only for
 jobs those pages did not contain, so a tick costs about as many requests as
@@ -8,34 +9,44 @@ pages needed. Its cadence is the same adaptive backoff as `wait_until_done`:
 quick while jobs move, slowing to `interval` while nothing changes.
 
 Inside `async with AsyncClient()`, all waits of a project share one poller,
-run as a task in the client's task group: two `as_completed` loops over
-overlapping jobs cost one set of requests. Waiters hold their subscription
-weakly from the poller's side, so an abandoned iterator stops being polled.
-Without an owning task group, each waiter drives its own poller inline.
+run as a background task of the client (see `_runtime`): two `as_completed`
+loops over overlapping jobs cost one set of requests. Waiters hold their
+subscription weakly from the poller's side, so an abandoned iterator stops being
+polled. Without `async with`, each waiter drives its own poller inline. When the
+client closes, the shared poller wakes its waiters, which raise `ClientClosedError`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import weakref
-from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
+from typing import Any, Protocol
 
 import anyio
 import attrs
 
 from . import errors
-from ._poll import TRANSIENT, check_timeout, poll_backoff
-from .models import Job
+from ._poll import TRANSIENT, check_timeout, poll_backoff, watch_changes
+from ._validate import check_id, check_int, check_str
+from .models import Job, JobStatusOverview, PaginationResponse
 from .options import MAX_PAGE, Pagination
 
-if TYPE_CHECKING:
-    from anyio.abc import TaskGroup
-
-    from ._jobs import Jobs
-
-__all__ = ["AsCompleted", "JobProgress", "ProgressTracker"]
+__all__ = [
+    "AsCompleted",
+    "JobProgress",
+    "JobSource",
+    "OnJob",
+    "OnProgress",
+    "Poller",
+    "ProgressTracker",
+    "as_completed",
+    "wait_all",
+    "wait_until_done",
+    "watch",
+]
 
 # Below this many jobs, one GET each is cheaper than a list page.
 _GET_THRESHOLD = 3
@@ -43,6 +54,16 @@ _GET_THRESHOLD = 3
 _GET_CONCURRENCY = 16
 # Longest wait, when the last waiter leaves, for the polling task to end.
 _STOP_SECONDS = 5.0
+
+Spawn = Callable[[Callable[[], Awaitable[None]]], None]
+
+
+class JobSource(Protocol):
+    """What waiting reads jobs through (`Jobs` is one): a GET and a list page."""
+
+    async def get(self, job_id: str) -> Job: ...
+
+    async def list(self, pagination: Pagination) -> PaginationResponse[Job]: ...
 
 
 @attrs.frozen
@@ -128,29 +149,52 @@ class _Subscription:
 
 
 class Poller:
-    """Refreshes the jobs of all its subscriptions, one coalesced tick at a time."""
+    """Refreshes the jobs of all its subscriptions, one coalesced tick at a time.
 
-    def __init__(self, jobs: Jobs) -> None:
-        self._jobs = jobs
+    With `spawn` (the client's background task starter) it polls in a task of its
+    own for every subscriber; without it, a waiter calls `tick()` itself.
+    """
+
+    def __init__(self, source: JobSource, *, spawn: Spawn | None = None) -> None:
+        self._source = source
+        self._spawn = spawn
         self._subscriptions: weakref.WeakSet[_Subscription] = weakref.WeakSet()
         self._known: dict[str, Job] = {}
-        self._running = False
+        self.running = False
+        self.closed = False
         self._ended = anyio.Event()
         self._scope: anyio.CancelScope | None = None  # the tick in flight
         self._kick = anyio.Event()
         self._step = 0
         self.ticks = 0
 
-    def subscribe(self, subscription: _Subscription, task_group: TaskGroup | None) -> None:
+    @property
+    def shared(self) -> bool:
+        """True if it polls in a background task for several waiters."""
+        return self._spawn is not None
+
+    @property
+    def watched_jobs(self) -> int:
+        """How many distinct jobs its waiters still wait for."""
+        return len(set().union(*(s.pending for s in self._subscriptions)))
+
+    def subscribe(self, subscription: _Subscription) -> None:
+        """Start serving `subscription` (starting the polling task if needed).
+
+        Raises:
+            ClientClosedError: the client is closed.
+        """
+        if self.closed:
+            raise errors.ClientClosedError("this AsyncClient is closed; create a new one")
         self._subscriptions.add(subscription)
-        if task_group is None:
+        if self._spawn is None:
             return
-        if self._running:
+        if self.running:
             self._kick.set()  # poll the newcomer now, not at the end of a long sleep
         else:
-            self._running = True
+            self._spawn(self._run)  # raises before marking us running if closed
+            self.running = True
             self._ended = anyio.Event()
-            task_group.start_soon(self._run)
 
     def unsubscribe(self, subscription: _Subscription) -> None:
         self._subscriptions.discard(subscription)
@@ -158,9 +202,15 @@ class Poller:
         if not self._subscriptions and self._scope is not None:
             self._scope.cancel()  # nobody waits for the tick in flight any more
 
+    def shutdown(self) -> None:
+        """The client closed: wake every waiter (they raise `ClientClosedError`)."""
+        self.closed = True
+        for subscription in list(self._subscriptions):
+            subscription.wake.set()
+
     async def wait_ended(self) -> None:
         """Return once the polling task has ended, if nobody is subscribed (bounded)."""
-        if self._subscriptions or not self._running:
+        if self._subscriptions or not self.running or self.closed:
             return
         with anyio.move_on_after(_STOP_SECONDS, shield=True):
             await self._ended.wait()
@@ -170,7 +220,7 @@ class Poller:
 
     async def _run(self) -> None:
         try:
-            while self._subscriptions:
+            while self._subscriptions and not self.closed:
                 with anyio.CancelScope() as self._scope:
                     changed = await self.tick()
                     with anyio.move_on_after(self.next_delay(changed)):
@@ -179,7 +229,7 @@ class Poller:
                 self._kick = anyio.Event()
         finally:
             self._scope = None
-            self._running = False
+            self.running = False
             self._ended.set()
 
     def next_delay(self, changed: bool) -> float:
@@ -229,21 +279,13 @@ class Poller:
             async def get_one(job_id: str) -> None:
                 async with limiter:
                     try:
-                        job = await self._jobs.get(job_id)
+                        # `get` checks that the answer is about `job_id`: waiters
+                        # file snapshots by the ID they asked for.
+                        found[job_id] = await self._source.get(job_id)
                     except TRANSIENT:
                         pass
                     except errors.NexusError as exc:
                         failures[job_id] = exc
-                    else:
-                        if job.id == job_id:
-                            found[job_id] = job
-                        else:  # waiters file snapshots by the id they asked for
-                            failures[job_id] = errors.ResponseDecodeError(
-                                f"asked for job {job_id}, the API answered with job {job.id}",
-                                method="GET",
-                                url=self._jobs._http.base_url + self._jobs._path(job_id),
-                                status=200,
-                            )
 
             async with anyio.create_task_group() as tg:
                 for job_id in missing:
@@ -260,7 +302,7 @@ class Poller:
         oldest = min(dates) if len(dates) == len(wanted) else None
         cursor: str | None = None
         for _ in range(max_pages):
-            page = await self._jobs.list(Pagination(limit=limit, page=cursor))
+            page = await self._source.list(Pagination(limit=limit, page=cursor))
             for job in page.data:
                 if job.id in wanted:
                     found[job.id] = job
@@ -273,6 +315,46 @@ class Poller:
 
 OnJob = Callable[[Job], "Awaitable[None] | None"]
 OnProgress = Callable[[JobProgress], "Awaitable[None] | None"]
+
+
+def check_callback(value: object, name: str) -> None:
+    """`ValidationError` unless `value` is None or callable."""
+    if value is not None and not callable(value):
+        raise errors.ValidationError(
+            f"`{name}` must be a function or None (got a {type(value).__name__})"
+        )
+
+
+def check_totals(value: Mapping[str, int] | None) -> dict[str, int] | None:
+    """`totals` as a dict of job ID -> item count (>= 0), or `ValidationError`."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise errors.ValidationError(
+            f"`totals` must be a dict of job ID -> item count (got a {type(value).__name__})"
+        )
+    for job_id, count in value.items():
+        check_id(job_id, "batchjob_", "totals key")
+        check_int(count, f"totals[{job_id!r}]", minimum=0)
+    return dict(value)
+
+
+def check_job_ids(job_ids: Iterable[str]) -> list[str]:
+    """`job_ids` as a list, every ID checked, or `ValidationError`."""
+    if isinstance(job_ids, (str, bytes)) or not isinstance(job_ids, Iterable):
+        raise errors.ValidationError(
+            f"`job_ids` must be an iterable of job IDs (got a {type(job_ids).__name__})"
+        )
+    ids = list(job_ids)
+    for job_id in ids:
+        check_id(job_id, "batchjob_", "job_id")
+    return ids
+
+
+def ended_message(job: Job) -> str:
+    status = job.status
+    reason = f" ({status.reason})" if status.reason else ""
+    return f"job {job.id} ended {status.overview}: {status.message}{reason}"
 
 
 async def _call(callback: Callable[[Any], Any] | None, value: Any) -> None:
@@ -291,23 +373,22 @@ class AsCompleted:
 
     def __init__(
         self,
-        jobs: Jobs,
+        source: JobSource,
         job_ids: Iterable[str],
         *,
         poller: Poller | None,
-        task_group: TaskGroup | None,
         interval: float,
         timeout: float | None,
         on_update: OnJob | None,
         on_progress: OnProgress | None,
-        totals: dict[str, int] | None,
+        totals: Mapping[str, int] | None,
     ) -> None:
         poll_backoff(interval)  # validates
         check_timeout(timeout)
-        self._jobs = jobs
-        self._task_group = task_group
-        self._shared = poller is not None and task_group is not None
-        self._poller = poller if self._shared and poller is not None else Poller(jobs)
+        check_callback(on_update, "on_update")
+        check_callback(on_progress, "on_progress")
+        checked_totals = check_totals(totals)
+        self._poller = poller if poller is not None else Poller(source)
         self._subscription = _Subscription(interval)
         self._timeout = timeout
         self._deadline: float | None = None
@@ -315,12 +396,12 @@ class AsCompleted:
         self._last: dict[str, Job] = {}
         self._on_update = on_update
         self._on_progress = on_progress
-        self._progress = ProgressTracker(totals) if on_progress is not None else None
+        self._progress = ProgressTracker(checked_totals) if on_progress is not None else None
         self._subscribed = False
         self._closed = False
         self._ticked = False
         self._changed = False
-        for job_id in job_ids:
+        for job_id in check_job_ids(job_ids):
             self.add(job_id)
 
     @property
@@ -330,7 +411,7 @@ class AsCompleted:
 
     def add(self, job_id: str) -> None:
         """Watch one more job (no-op if already watched or already yielded)."""
-        self._jobs._path(job_id)  # validates
+        check_id(job_id, "batchjob_", "job_id")
         if self._closed:
             raise errors.ValidationError("cannot add jobs to a closed as_completed iterator")
         if job_id in self._last and self._last[job_id].is_finished:
@@ -356,16 +437,14 @@ class AsCompleted:
         """
         self._closed = True
         self._poller.unsubscribe(self._subscription)
-        task_group = self._task_group
-        if self._shared and task_group is not None and not task_group.cancel_scope.cancel_called:
-            await self._poller.wait_ended()
+        await self._poller.wait_ended()
 
     async def __anext__(self) -> Job:
         if not self._subscribed:
+            self._poller.subscribe(self._subscription)
             self._subscribed = True
             if self._timeout is not None:
                 self._deadline = anyio.current_time() + self._timeout
-            self._poller.subscribe(self._subscription, self._task_group if self._shared else None)
         while not self._ready:
             if self._closed or not self._subscription.pending:
                 await self.aclose()
@@ -374,7 +453,7 @@ class AsCompleted:
             if remaining is not None and remaining <= 0:
                 raise self._timeout_error()
             with anyio.move_on_after(math.inf if remaining is None else remaining):
-                if self._shared:
+                if self._poller.shared:
                     await self._subscription.wake.wait()
                 else:
                     # Driving our own poller: wait out the backoff between ticks.
@@ -382,6 +461,11 @@ class AsCompleted:
                         await anyio.sleep(self._poller.next_delay(self._changed))
                     self._changed = await self._poller.tick()
                     self._ticked = True
+            if self._poller.closed:
+                raise errors.ClientClosedError(
+                    "the AsyncClient closed while waiting for "
+                    f"{len(self._subscription.pending)} job(s)"
+                )
             await self._absorb()
         return self._ready.pop(0)
 
@@ -416,3 +500,128 @@ class AsCompleted:
             job=self._last.get(pending[0]) if pending else None,
             pending=[self._last[j] for j in pending if j in self._last],
         )
+
+
+def as_completed(
+    source: JobSource,
+    job_ids: Iterable[str],
+    *,
+    poller: Poller | None,
+    interval: float = 5.0,
+    timeout: float | None = None,
+    on_update: OnJob | None = None,
+    on_progress: OnProgress | None = None,
+    totals: Mapping[str, int] | None = None,
+) -> AsCompleted:
+    """An `AsCompleted` over `job_ids`, on the shared `poller` if there is one; see `Jobs`."""
+    return AsCompleted(
+        source,
+        job_ids,
+        poller=poller,
+        interval=interval,
+        timeout=timeout,
+        on_update=on_update,
+        on_progress=on_progress,
+        totals=totals,
+    )
+
+
+async def wait_all(
+    source: JobSource,
+    job_ids: Iterable[str],
+    *,
+    poller: Poller | None,
+    interval: float = 5.0,
+    timeout: float | None = 36_000.0,
+    raise_exception_if: JobStatusOverview | str | None = JobStatusOverview.FAILED,
+    fail_fast: bool = True,
+    on_update: OnJob | None = None,
+    on_progress: OnProgress | None = None,
+    totals: Mapping[str, int] | None = None,
+) -> list[Job]:
+    """Every job's final snapshot, in the order given; see `Jobs.wait_all`."""
+    ids = list(dict.fromkeys(check_job_ids(job_ids)))
+    bad_state = None if raise_exception_if is None else str(raise_exception_if)
+    finals: dict[str, Job] = {}
+    failed: list[Job] = []
+    waiter = as_completed(
+        source,
+        ids,
+        poller=poller,
+        interval=interval,
+        timeout=timeout,
+        on_update=on_update,
+        on_progress=on_progress,
+        totals=totals,
+    )
+    async with waiter:
+        async for job in waiter:
+            finals[job.id] = job
+            if bad_state is not None and str(job.status.overview) == bad_state:
+                if fail_fast:
+                    raise errors.JobStateError(ended_message(job), job=job)
+                failed.append(job)
+    ordered = [finals[job_id] for job_id in ids]
+    if failed:
+        raise errors.JobStateError(
+            f"{len(failed)} of {len(ids)} jobs ended {bad_state}; first: "
+            + ended_message(failed[0]),
+            job=failed[0],
+            jobs=failed,
+            finished=ordered,
+        )
+    return ordered
+
+
+async def watch(
+    source: JobSource,
+    job_id: str,
+    *,
+    interval: float = 5.0,
+    timeout: float | None = 36_000.0,
+) -> AsyncGenerator[Job, None]:
+    """A snapshot of the job at each status change, ending after the terminal one."""
+    check_id(job_id, "batchjob_", "job_id")  # checked before the first poll
+    snapshots = watch_changes(
+        lambda: source.get(job_id),
+        state=lambda job: job.status,
+        finished=lambda job: job.status.is_finished,
+        interval=interval,
+        timeout=timeout,
+        timed_out=lambda last: _wait_timeout(job_id, timeout, last),
+        name=job_id,
+    )
+    async with contextlib.aclosing(snapshots):
+        async for job in snapshots:
+            yield job
+
+
+async def wait_until_done(
+    source: JobSource,
+    job_id: str,
+    *,
+    interval: float = 5.0,
+    timeout: float | None = 36_000.0,
+    raise_exception_if: JobStatusOverview | str | None = JobStatusOverview.FAILED,
+    on_update: OnJob | None = None,
+) -> Job:
+    """The job once finished; see `Jobs.wait_until_done`."""
+    if raise_exception_if is not None:
+        check_str(str(raise_exception_if), "raise_exception_if")
+    check_callback(on_update, "on_update")
+    final: Job | None = None
+    snapshots = watch(source, job_id, interval=interval, timeout=timeout)
+    async with contextlib.aclosing(snapshots):
+        async for final in snapshots:
+            await _call(on_update, final)
+    assert final is not None, "watch() ends only after yielding a finished job"
+    if raise_exception_if is not None and str(final.status.overview) == str(raise_exception_if):
+        raise errors.JobStateError(ended_message(final), job=final)
+    return final
+
+
+def _wait_timeout(job_id: str, timeout: float | None, last: Job | None) -> errors.WaitTimeoutError:
+    state = "never answered" if last is None else f"last seen {last.status.overview}"
+    return errors.WaitTimeoutError(
+        f"job {job_id} not finished after {timeout} s ({state})", job=last
+    )

@@ -22,6 +22,7 @@ from . import errors
 from ._convert import unstructure
 from ._http import HTTPCore, Retry
 from ._resource import Collection
+from ._runtime import Runtime
 from ._validate import check_int, check_keys, check_str
 from .models import (
     CreatedWebhook,
@@ -139,10 +140,11 @@ def _spec(value: Any) -> WebhookSpec:
 class Webhooks(Collection[Webhook]):
     """The webhooks of one project. Get it as `client.get_project(...).batch.webhooks`."""
 
-    def __init__(self, http: HTTPCore, project_id: str) -> None:
+    def __init__(self, http: HTTPCore, project_id: str, runtime: Runtime) -> None:
         super().__init__(
             http,
             project_id,
+            runtime,
             segment="webhooks",
             model=Webhook,
             prefix="webhook_",
@@ -223,7 +225,7 @@ class Webhooks(Collection[Webhook]):
         Example:
             await webhooks.update(webhook_id, {"endpoint": "https://new.example/hook"})
         """
-        path = self._path(webhook_id)
+        self._path(webhook_id)  # checked first
         spec: dict[str, Any] = {}
         if isinstance(webhook_spec, WebhookSpec):
             if webhook_spec.secret is not None:
@@ -246,9 +248,7 @@ class Webhooks(Collection[Webhook]):
                 spec["endpoint"] = check_endpoint(data["endpoint"], "webhook_spec.endpoint")
             if "retries" in data:
                 spec["retries"] = unstructure(_retries(data["retries"], "webhook_spec.retries"))
-        return await self._http.request(
-            "PATCH", path, into=Webhook, retry=Retry.IDEMPOTENT, body={"spec": spec}
-        )
+        return await self._about(webhook_id, "PATCH", into=Webhook, body={"spec": spec})
 
     async def update_secret(self, webhook_id: str, secret: str) -> Webhook:
         """Replace the webhook's signing secret.
@@ -262,10 +262,10 @@ class Webhooks(Collection[Webhook]):
             webhook_id: The webhook.
             secret: base64 of 24..64 bytes, e.g. `signing.generate_secret()`.
         """
-        path = self._path(webhook_id, "/secret")
+        self._path(webhook_id)  # checked first
         body = {"contents": check_secret(secret, "secret")}
-        return await self._http.request(
-            "PUT", path, into=Webhook, retry=Retry.IDEMPOTENT, body=body, redact=(body["contents"],)
+        return await self._about(
+            webhook_id, "PUT", into=Webhook, suffix="/secret", body=body, redact=(body["contents"],)
         )
 
     async def test(self, webhook_id: str) -> WebhookTestResponse:

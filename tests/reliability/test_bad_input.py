@@ -44,6 +44,8 @@ class FakeApi:
         self.requests.append(request)
         method, path = request.method, request.url.path
         last = path.rsplit("/", 1)[-1]
+        named = path.split("/batch/", 1)[-1].split("/")  # the ID a request names, if any
+        item_id = named[1].split(":")[0] if len(named) > 1 else last
         if request.url.host == "storage.test":
             return httpx.Response(200)
         if method == "DELETE":
@@ -61,13 +63,13 @@ class FakeApi:
             dataset["status"]["source"]["uploadUrl"]["url"] = UPLOAD_URL
             if path.endswith("/batch/datasets") and method == "GET":
                 return httpx.Response(200, json=wire_batch.page(dataset))
-            return httpx.Response(200, json=dataset)
+            return httpx.Response(200, json={**dataset, "id": item_id})  # about the one asked
         if "/batch/webhooks" in path:
             if path.endswith(":test"):
                 return httpx.Response(200, json=wire_batch.WEBHOOK_TEST)
             if path.endswith("/batch/webhooks") and method == "GET":
                 return httpx.Response(200, json=wire_batch.page(wire_batch.WEBHOOK))
-            return httpx.Response(200, json=wire_batch.WEBHOOK)
+            return httpx.Response(200, json={**wire_batch.WEBHOOK, "id": item_id})
         return httpx.Response(404, json={"message": f"no route {method} {path}"})
 
     def client(self) -> AsyncClient:

@@ -158,7 +158,7 @@ async def test_cancelling_a_call_is_prompt_and_leaves_nothing_behind(
         assert took <= delay + PROMPT, f"returned {took - delay:.3f} s after the cancel"
         await anyio.lowlevel.checkpoint()
         assert sdk_tasks() == [], "a task of the client outlived the call"
-        assert not any(p._running for p in client._pollers.values()), "a poller still runs"
+        assert not any(p.running for p in client.diagnostics().pollers), "a poller still runs"
         assert_pool_idle(client)
         # The client is still usable.
         with anyio.fail_after(5):
@@ -260,5 +260,5 @@ async def test_the_last_waiter_leaving_stops_the_shared_poller_mid_tick(
             await batch_of(client, ctx).jobs.wait_all(ctx.job_ids, interval=0.05)
         assert anyio.current_time() - t0 < 0.2 + PROMPT
         assert sdk_tasks() == []
-        assert not any(p._running for p in client._pollers.values())
+        assert not any(p.running for p in client.diagnostics().pollers)
         assert_pool_idle(client)

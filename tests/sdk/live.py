@@ -55,14 +55,14 @@ async def quiet_job(jobs: Jobs, nexus: LocalNexus) -> Job:
 
 def pool_count(client: AsyncClient) -> int:
     """How many connection pools (of one connection each) the client's own transport opened."""
-    transport = client._http.stats().transport
+    transport = client.diagnostics().http.transport
     assert transport is not None, "the client was given an http_client"
     return transport.pools
 
 
 def assert_pool_idle(client: AsyncClient) -> None:
     """No request is waiting for, or holding, a connection of the client's pools."""
-    stats = client._http.stats()
+    stats = client.diagnostics().http
     assert stats.in_flight == 0, f"a request is still in flight: {stats}"
     assert stats.waiting == 0, f"a call still waits to send: {stats}"
     if stats.transport is not None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import time
+from pathlib import Path
 
 import anyio
 import pytest
@@ -30,7 +32,7 @@ from nexus_async import (
 from nexus_async.server import LocalNexus
 
 from .conftest import FAST_RETRY
-from .live import assert_pool_idle, create_jobs, job_options, quiet_job
+from .live import assert_pool_idle, create_jobs, job_options, png_data_url, quiet_job
 
 
 async def test_create_get_list_delete(jobs: Jobs, nexus: LocalNexus) -> None:
@@ -338,3 +340,39 @@ async def test_breaking_out_of_get_all_logs_stops_prefetch(
     log_requests = [r for r in nexus.requests if r.path.endswith("/logs")]
     assert len(log_requests) <= 3  # the page consumed, at most two prefetched
     assert_pool_idle(client)
+
+
+@pytest.mark.parametrize("first_call", ["list", "cancel"])
+async def test_cancel_uses_the_servers_clock_not_ours(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first_call: str
+) -> None:
+    """With this machine's clock 60 s ahead, a cancel still means "now" to the API.
+
+    It used to send our clock as `stopAtTime`: a running job was not cancelled
+    (its stop time only moved a minute on), a scheduled one failed with 400.
+    """
+    (tmp_path / "a.png").write_bytes(base64.b64decode(png_data_url().split(",", 1)[1]))
+    async with LocalNexus(static_dir=tmp_path) as server:
+        # Items whose fetch takes long, so the running job is still running when cancelled.
+        server.inject_fault(method="GET", path="/static/", status=None, latency=30, times=None)
+        running_options = job_options(server, urls=[server.static_url("a.png")] * 2)
+        scheduled_options = job_options(server, start_at_time=10**13 - 1)
+        async with AsyncClient(server.secret_key, base_url=server.base_url) as setup:
+            jobs = setup.get_project(server.project_id).batch.jobs
+            running = await jobs.create("running", running_options)
+            scheduled = await jobs.create("scheduled", scheduled_options)
+        real_time = time.time
+        monkeypatch.setattr(time, "time", lambda: real_time() + 60)
+        async with AsyncClient(server.secret_key, base_url=server.base_url) as client:
+            jobs = client.get_project(server.project_id).batch.jobs
+            if first_call == "list":  # the API's clock is known from an answer's Date
+                await jobs.list()
+            for job in (running, scheduled):
+                await jobs.cancel(job.id)
+                with anyio.fail_after(10):
+                    final = await jobs.wait_until_done(
+                        job.id, interval=0.05, raise_exception_if=None
+                    )
+                assert final.status.overview is JobStatusOverview.FAILED, job.name
+                assert final.status.cancelled_at is not None, job.name
+                assert final.status.cancelled_at <= int(real_time() * 1000)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from nexus_async import AsyncClient, Job, Jobs, JobStateError, WaitTimeoutError
-from nexus_async._waiting import JobProgress
+from nexus_async import AsyncClient, Job, JobProgress, Jobs, JobStateError, WaitTimeoutError
 from nexus_async.server import LocalNexus
 
 from .live import assert_pool_idle, create_jobs, job_options
@@ -39,7 +38,8 @@ async def test_as_completed_200_jobs_once_each_in_completion_order(
     order = [(j.status.update_date) for j in finished]
     assert order == sorted(order)
     lists, gets = list_and_get_counts(nexus)
-    poller = client._pollers[nexus.project_id]
+    (poller,) = client.diagnostics().pollers
+    assert poller.project_id == nexus.project_id
     # Coalesced: a tick costs one list page (200 jobs fit in one), or at most
     # three GETs once only that few jobs are left: never one request per job.
     assert 1 <= lists <= poller.ticks
@@ -81,7 +81,8 @@ async def test_two_waits_share_one_poller(
     assert [j.id for j in results["a"]] == ids[:7]
     assert [j.id for j in results["b"]] == ids[3:]
     lists, gets = list_and_get_counts(nexus)
-    ticks = client._pollers[nexus.project_id].ticks
+    (poller,) = client.diagnostics().pollers
+    ticks = poller.ticks
     assert lists <= ticks
     assert lists + gets <= 3 * ticks
 
@@ -138,8 +139,9 @@ async def test_outer_cancel_of_as_completed_is_prompt(
     assert scope.cancelled_caught
     assert anyio.current_time() - t0 < 1.5
     await anyio.sleep(0.1)
-    poller = client._pollers[nexus.project_id]
-    assert not poller._running, "the shared poller task should have ended"
+    (poller,) = client.diagnostics().pollers
+    assert not poller.running, "the shared poller task should have ended"
+    assert poller.watched_jobs == 0
     assert_pool_idle(client)
 
 

@@ -1,0 +1,104 @@
+"""`LogCursor`, the one tie-breaking rule of log paging, and the pager built on it."""
+
+from __future__ import annotations
+
+import pytest
+
+from nexus_async import JobLogEntry, JobLogs, LogCursor, LogPagingError, LogsFilter
+from nexus_async._logs import log_pages
+
+
+def entry(create_time: int, entry_id: str) -> JobLogEntry:
+    return JobLogEntry(
+        kind="ItemPredicted",
+        create_time=create_time,
+        id=entry_id,
+        level="Info",
+        item="item",
+        status="ok",
+        time_ms=1.0,
+    )
+
+
+class FakeLog:
+    """A server's view of a log: answers queries as the API does (newest first)."""
+
+    def __init__(self, entries: list[JobLogEntry]) -> None:
+        # Newest first; ties in an order of the server's choosing (here: by id).
+        self.entries = sorted(entries, key=lambda e: (-e.create_time, e.id))
+        self.queries: list[LogsFilter] = []
+
+    async def fetch(self, flt: LogsFilter) -> JobLogs:
+        self.queries.append(flt)
+        chosen = [
+            e
+            for e in self.entries
+            if (flt.before_time is None or e.create_time <= flt.before_time)
+            and (flt.after_time is None or e.create_time > flt.after_time)
+        ]
+        return JobLogs(
+            id="batchjob_1", object="logs", project_id="proj_1", entries=chosen[: flt.max_entries]
+        )
+
+
+async def walk(log: FakeLog, flt: LogsFilter) -> list[str]:
+    return [e.id async for page in log_pages(log.fetch, "batchjob_1", flt) for e in page]
+
+
+def test_backward_cursor_skips_what_it_yielded_at_the_boundary() -> None:
+    cursor = LogCursor.newest_first()
+    fresh, cursor = cursor.advance([entry(9, "a"), entry(5, "b"), entry(5, "c")])
+    assert [e.id for e in fresh] == ["a", "b", "c"]
+    assert cursor == LogCursor(time=5, seen=frozenset({"b", "c"}))
+    assert cursor.query(LogsFilter(max_entries=3)).before_time == 5
+    # The next page re-reads millisecond 5: only the entry not yet yielded is new.
+    fresh, cursor = cursor.advance([entry(5, "b"), entry(5, "d"), entry(5, "c")])
+    assert [e.id for e in fresh] == ["d"]
+    assert cursor.seen == {"b", "c", "d"}
+    fresh, cursor = cursor.advance([entry(5, "c"), entry(3, "e")])
+    assert [e.id for e in fresh] == ["e"]
+    assert cursor == LogCursor(time=3, seen=frozenset({"e"}))
+
+
+def test_forward_cursor_is_exclusive_of_its_start_and_skips_seen_ties() -> None:
+    cursor = LogCursor.oldest_first(after_time=10)
+    assert cursor.query(LogsFilter()).after_time == 10  # entries at 10 are not asked for
+    fresh, cursor = cursor.advance([entry(10, "old"), entry(11, "a"), entry(12, "b")])
+    assert [e.id for e in fresh] == ["a", "b"]
+    # Following re-reads the newest millisecond, where entries may still arrive.
+    assert cursor.query(LogsFilter()).after_time == 11
+    fresh, cursor = cursor.advance([entry(12, "b"), entry(12, "c"), entry(13, "d")])
+    assert [e.id for e in fresh] == ["c", "d"]
+    fresh, same = cursor.advance([entry(13, "d")])
+    assert fresh == []
+    assert same is cursor
+
+
+def test_a_cursor_is_an_immutable_value() -> None:
+    cursor = LogCursor.newest_first(100)
+    _, later = cursor.advance([entry(50, "x")])
+    assert cursor == LogCursor(time=100)
+    assert later != cursor
+    with pytest.raises(AttributeError):
+        cursor.time = 3  # type: ignore[misc]
+
+
+async def test_paging_yields_every_entry_once_across_tied_boundaries() -> None:
+    entries = [entry(t, f"e{t}-{i}") for t in range(20) for i in range(t % 2 + 1)]
+    log = FakeLog(entries)
+    got = await walk(log, LogsFilter(max_entries=3))
+    assert got == [e.id for e in log.entries]
+    assert len(log.queries) > len(entries) // 3  # it really paged
+
+
+async def test_a_full_page_in_one_millisecond_raises_log_paging_error() -> None:
+    log = FakeLog([entry(7, f"tie{i}") for i in range(4)] + [entry(3, "older")])
+    with pytest.raises(LogPagingError) as info:
+        await walk(log, LogsFilter(max_entries=3))
+    assert info.value.create_time == 7
+
+
+async def test_a_thousand_and_one_entries_in_one_millisecond_raise() -> None:
+    log = FakeLog([entry(7, f"tie{i:04}") for i in range(1001)])
+    with pytest.raises(LogPagingError):
+        await walk(log, LogsFilter())
