@@ -161,7 +161,7 @@ def test_structure_errors_are_public_nexus_errors() -> None:
     with pytest.raises(NexusError) as info:
         structure({"id": 5}, Job)
     assert type(info.value) is StructureError
-    assert StructureError.__module__ == "nexus_async.errors"  # public, not `_convert`
+    assert StructureError.__module__ == "nexus_async"  # public, not `_convert`
     assert isinstance(info.value, ValueError)  # as the former `DecodeFailure` was
 
 

@@ -12,6 +12,7 @@ import nexus_async
 from nexus_async import errors
 
 EXPORTED = [
+    "APIError",
     "APIStatusError",
     "AsCompleted",
     "AsyncClient",
@@ -42,6 +43,7 @@ EXPORTED = [
     "Diagnostics",
     "ExistingDeployment",
     "ForbiddenError",
+    "HTTPStats",
     "Job",
     "JobItemStatus",
     "JobLogEntry",
@@ -74,7 +76,9 @@ EXPORTED = [
     "ResultDelivery",
     "RetryPolicy",
     "ServerError",
+    "StructureError",
     "TransportError",
+    "TransportStats",
     "UnauthorizedError",
     "UnknownDeployment",
     "UnknownDestination",
