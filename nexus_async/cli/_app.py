@@ -30,7 +30,7 @@ def _api_command(handler: Handler) -> Callable[[argparse.Namespace], int]:
     """Run `handler` with a client and project built from flags or the environment."""
 
     def run(args: argparse.Namespace) -> int:
-        from .._client import AsyncClient
+        from .. import AsyncClient
 
         project_id = args.project_id or os.environ.get("DATATURE_PROJECT_ID")
         if not project_id:
@@ -53,7 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--secret-key", help="default: $DATATURE_SECRET_KEY")
     common.add_argument("--base-url", help="default: $DATATURE_API_BASE_URL or the hosted API")
     common.add_argument("--project-id", help="default: $DATATURE_PROJECT_ID")
-    common.add_argument("--json", action="store_true", help="print JSON for scripts")
+    common.add_argument(
+        "--json", action="store_true", help="print the API's JSON, one object per line"
+    )
 
     parser = argparse.ArgumentParser(
         prog="nexus-async", description="Datature Nexus batch jobs, asynchronously."
@@ -86,7 +88,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `nexus-async` command; returns the exit status."""
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error argparse printed
+        return exc.code if isinstance(exc.code, int) else Exit.USAGE
     try:
         code: int = args.run(args)
         return code

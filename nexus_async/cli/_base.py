@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from .._client import Batch
+    from .. import Batch
 
-__all__ = ["Exit", "Handler", "Usage"]
+__all__ = ["Exit", "Handler", "Usage", "positive"]
 
 
 class Exit(enum.IntEnum):
@@ -33,3 +33,14 @@ class Usage(Exception):
 # An API command: the parsed flags, the project's batch API and the stdout console in;
 # the exit status out.
 Handler = Callable[[argparse.Namespace, "Batch", "Console"], Awaitable[int]]
+
+
+def positive(text: str) -> int:
+    """An argparse type: a whole number of 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more (got {value})")
+    return value

@@ -6,12 +6,13 @@ import argparse
 from typing import TYPE_CHECKING
 
 from ._base import Exit
-from ._render import listing, short, show, when
+from ._listing import add_flags, listing
+from ._render import detail, show, when
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from .._client import Batch
+    from .. import Batch
     from ._app import Actions
 
 __all__ = ["register"]
@@ -28,28 +29,20 @@ async def _create(args: argparse.Namespace, batch: Batch, out: Console) -> int:
 
 
 async def _list(args: argparse.Namespace, batch: Batch, out: Console) -> int:
-    found = [d async for d in batch.datasets.iter()]
-    listing(
+    return await listing(
         args,
         out,
-        found,
+        batch.datasets.list,
         "dataset",
         ("name", "overview", "items", "created"),
-        lambda d: (
-            short(d.name, 24),
-            str(d.status.overview),
-            str(d.status.item_count),
-            when(d.create_date),
-        ),
+        lambda d: (d.name, str(d.status.overview), str(d.status.item_count), when(d.create_date)),
+        right=("items",),
     )
-    return Exit.OK
 
 
 async def _get(args: argparse.Namespace, batch: Batch, out: Console) -> int:
     dataset = await batch.datasets.get(args.dataset_id)
-    s = dataset.status
-    text = f"{dataset.id}  {dataset.name}  {s.overview}: {s.message}  {s.item_count} items"
-    show(args, out, dataset, text)
+    detail(args, out, dataset, dataset.id)
     return Exit.OK
 
 
@@ -65,6 +58,6 @@ def register(action: Actions) -> None:
     p.add_argument("name")
     p.add_argument("path", help='an .ndjson file, one {"kind": "Image", "url": ...} per line')
     p.add_argument("--wait", action="store_true", help="wait until it is processed")
-    action("list", _list, "list datasets")
+    add_flags(action("list", _list, "list datasets, newest first"))
     action("get", _get, "show one dataset").add_argument("dataset_id")
     action("delete", _delete, "delete a dataset").add_argument("dataset_id")

@@ -22,9 +22,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from .._client import AsyncClient, Batch
-from ..models import Dataset, Delivery, Job, LogLevel
-from ..receiver import DeliveryReceiver
+from .. import AsyncClient, Batch, Dataset, Delivery, DeliveryReceiver, Job, LogLevel
 from ..signing import generate_secret
 from ._base import Exit
 from ._render import console as make_console

@@ -3,41 +3,46 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING, Any
 
-from ._base import Exit
-from ._render import job_detail, jobs_table, json_out, log_line, show
+from .. import LogLevel
+from ._base import Exit, positive
+from ._listing import add_flags, listing
+from ._logs import OldestFirst
+from ._render import detail, log_line, show, when
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from .._client import Batch
-    from ..models import Job, JobLogEntry
+    from .. import Batch, Job, JobLogEntry
     from ._app import Actions
 
 __all__ = ["register"]
 
 
 async def _list(args: argparse.Namespace, batch: Batch, out: Console) -> int:
-    if args.all:
-        found = [job async for job in batch.jobs.iter()]
-        next_page = None
-    else:
-        page = await batch.jobs.list({"limit": args.limit, "page": args.page})
-        found, next_page = page.data, page.next_page
-    if args.json:
-        for job in found:
-            json_out(job)
-        return Exit.OK
-    out.print(jobs_table(found, f"{len(found)} job(s)"))
-    if next_page:
-        out.print(f"more: nexus-async jobs list --page {next_page}")
-    return Exit.OK
+    return await listing(
+        args,
+        out,
+        batch.jobs.list,
+        "job",
+        ("name", "overview", "message", "delivered", "failed", "created"),
+        lambda job: (
+            job.name,
+            str(job.status.overview),
+            job.status.message,
+            str(job.status.items.delivered),
+            str(job.status.items.failed),
+            when(job.create_date),
+        ),
+        right=("delivered", "failed"),
+    )
 
 
 async def _get(args: argparse.Namespace, batch: Batch, out: Console) -> int:
     job = await batch.jobs.get(args.job_id)
-    show(args, out, job, job_detail(job))
+    detail(args, out, job, job.id)
     return Exit.OK
 
 
@@ -95,52 +100,95 @@ async def _wait(args: argparse.Namespace, batch: Batch, out: Console) -> int:
             raise_exception_if=None,
             on_update=update,
         )
-    show(args, out, job, job_detail(job))
+    detail(args, out, job, job.id)
     return Exit.API_ERROR if str(job.status.overview) == "Failed" else Exit.OK
 
 
 async def _logs(args: argparse.Namespace, batch: Batch, out: Console) -> int:
-    def emit(entry: JobLogEntry) -> None:
-        show(args, out, entry, log_line(entry), markup=False)
+    printed = 0
 
-    if args.follow:
-        async for entry in batch.jobs.follow_logs(args.job_id, min_level=args.min_level):
-            emit(entry)
+    def emit(entry: JobLogEntry) -> bool:
+        """Print `entry` unless `--max-entries` were printed already (then say so)."""
+        nonlocal printed
+        if args.max_entries is not None and printed >= args.max_entries:
+            print(
+                f"stopped after {printed} entries (--max-entries {args.max_entries}); "
+                "the log has more",
+                file=sys.stderr,
+            )
+            return False
+        printed += 1
+        show(args, out, entry, log_line(entry))
+        return True
+
+    backlog = OldestFirst(batch.jobs, args.job_id, args.min_level)
+    async for entry in backlog:
+        if not emit(entry):
+            return Exit.OK
+    if not args.follow:
         return Exit.OK
-    flt: dict[str, Any] = {"min_level": args.min_level}
-    entries: list[JobLogEntry] = []
-    async for entry in batch.jobs.get_all_logs(args.job_id, flt):
-        entries.append(entry)
-        if len(entries) >= args.max_entries:
-            break
-    for entry in reversed(entries):  # oldest first, like a log file
-        emit(entry)
+    # Continue from the newest millisecond printed, skipping what was printed in it.
+    after = None if backlog.last_time is None else backlog.last_time - 1
+    async for entry in batch.jobs.follow_logs(
+        args.job_id, min_level=args.min_level, after_time=after
+    ):
+        last = backlog.last_time
+        if last is not None and (
+            entry.create_time < last or (entry.create_time == last and entry.id in backlog.last_ids)
+        ):
+            continue  # printed already (follow_logs also yields the `after_time` millisecond)
+        if not emit(entry):
+            return Exit.OK
     return Exit.OK
+
+
+def _level(text: str) -> str:
+    """A log level named in any case, as the API spells it."""
+    for level in LogLevel:
+        if text.lower() == level.value.lower():
+            return level.value
+    raise argparse.ArgumentTypeError(
+        f"unknown level {text!r} (choose from {', '.join(lv.value for lv in LogLevel)})"
+    )
 
 
 def register(action: Actions) -> None:
     """Add the `jobs` actions through `action(name, handler, help)`."""
-    p = action("list", _list, "list jobs, newest first")
-    p.add_argument("--limit", type=int, default=50)
-    p.add_argument("--page", help="a page cursor from a previous list")
-    p.add_argument("--all", action="store_true", help="every page")
+    add_flags(action("list", _list, "list jobs, newest first"))
     action("get", _get, "show one job").add_argument("job_id")
     p = action("create", _create, "create a job")
     p.add_argument("name")
     p.add_argument("--dataset-id", required=True)
     p.add_argument("--webhook-id", required=True)
-    p.add_argument("--deployment-id")
-    p.add_argument("--artifact-id")
-    p.add_argument("--start-at-time", type=int, help="epoch ms")
-    p.add_argument("--stop-at-time", type=int, help="epoch ms")
+    p.add_argument("--deployment-id", help="an existing deployment (or --artifact-id)")
+    p.add_argument("--artifact-id", help="an ephemeral deployment of this artifact")
+    p.add_argument("--start-at-time", type=int, help="epoch ms (default: now)")
+    p.add_argument("--stop-at-time", type=int, help="epoch ms (default: the API's)")
     action("cancel", _cancel, "cancel a job").add_argument("job_id")
     action("delete", _delete, "delete a job").add_argument("job_id")
     p = action("wait", _wait, "wait for a job to finish, with a progress bar")
     p.add_argument("job_id")
-    p.add_argument("--interval", type=float, default=5.0, help="longest poll interval (s)")
-    p.add_argument("--timeout", type=float, default=None, help="give up after (s)")
-    p = action("logs", _logs, "print a job's log, oldest first")
+    p.add_argument(
+        "--interval",
+        type=float,
+        default=5.0,
+        help="longest wait between polls, in seconds (default: %(default)s)",
+    )
+    p.add_argument(
+        "--timeout", type=float, help="give up after this many seconds, exit 4 (default: never)"
+    )
+    p = action("logs", _logs, "print a job's whole log, oldest first")
     p.add_argument("job_id")
     p.add_argument("--follow", action="store_true", help="keep printing until the job ends")
-    p.add_argument("--min-level", choices=["Debug", "Info", "Warning", "Error"])
-    p.add_argument("--max-entries", type=int, default=1000, help="newest N (without --follow)")
+    p.add_argument(
+        "--min-level",
+        type=_level,
+        metavar="LEVEL",
+        help="lowest level shown: debug, info, warning or error, in any case (default: all)",
+    )
+    p.add_argument(
+        "--max-entries",
+        type=positive,
+        metavar="N",
+        help="stop after the oldest N entries, saying so on stderr (default: the whole log)",
+    )

@@ -1,4 +1,10 @@
-"""How results are shown: the API's JSON for scripts (`--json`), rich text for people."""
+"""How results are shown: the API's JSON for scripts (`--json`), text for people.
+
+Nothing is ever cut. On a terminal, tables are drawn with rich, with ids and numbers
+kept whole and long text folded inside its cell; without one (a pipe, a file, CI),
+they are plain text aligned in columns as wide as their widest cell, so that `grep`,
+`cut` and `awk` see every id and count in full.
+"""
 
 from __future__ import annotations
 
@@ -6,29 +12,21 @@ import argparse
 import datetime
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .._convert import unstructure
+from .. import unstructure
 from ._base import Usage
 
 if TYPE_CHECKING:
     from rich.console import Console
-    from rich.table import Table
 
-    from ..models import Job, JobLogEntry
+    from .. import JobLogEntry
 
-__all__ = [
-    "console",
-    "job_detail",
-    "jobs_table",
-    "json_out",
-    "listing",
-    "log_line",
-    "short",
-    "show",
-    "when",
-]
+__all__ = ["console", "detail", "fields", "json_out", "log_line", "show", "table", "when"]
+
+# Wire names of epoch-millisecond times, shown as UTC text next to the number.
+_TIME_KEYS = ("Time", "Date", "At")
 
 
 def console(stderr: bool = False) -> Console:
@@ -46,12 +44,12 @@ def json_out(data: Any) -> None:
     sys.stdout.flush()
 
 
-def show(args: argparse.Namespace, out: Console, value: Any, text: Any, **options: Any) -> None:
-    """`value` as the API's JSON with `--json`, else `text` for people."""
+def show(args: argparse.Namespace, out: Console, value: Any, text: str) -> None:
+    """`value` as the API's JSON with `--json`, else the line `text` for people."""
     if args.json:
         json_out(value)
     else:
-        out.print(text, **options)
+        out.print(text, markup=False)
 
 
 def when(ms: int | None) -> str:
@@ -62,78 +60,87 @@ def when(ms: int | None) -> str:
     return stamp.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
-def short(text: str, width: int = 48) -> str:
-    """`text` cut to `width` characters, with an ellipsis where it was cut."""
-    return text if len(text) <= width else text[: width - 1] + "…"
+def table(
+    out: Console,
+    title: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    *,
+    right: Sequence[str] = (),
+    header: bool = True,
+) -> None:
+    """Print `rows` under `columns`: rich on a terminal, plain aligned text otherwise.
 
-
-def _table(title: str, columns: Sequence[str], right: Sequence[str] = ()) -> Table:
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left")
-    for column in columns:
-        table.add_column(
-            column, justify="right" if column in right else "left", no_wrap=column == "id"
-        )
-    return table
-
-
-def jobs_table(jobs: Sequence[Job], title: str) -> Table:
-    """One row per job: id, name, status, counters, creation time."""
-    table = _table(
-        title,
-        ("id", "name", "overview", "message", "delivered", "failed", "created"),
-        right=("delivered", "failed"),
-    )
-    for job in jobs:
-        c = job.status.items
-        table.add_row(
-            job.id,
-            short(job.name, 24),
-            str(job.status.overview),
-            job.status.message,
-            str(c.delivered),
-            str(c.failed),
-            when(job.create_date),
-        )
-    return table
-
-
-def job_detail(job: Job) -> Table:
-    """Every field of one job, one per row."""
-    from rich.table import Table
-
-    table = Table(show_header=False, title=job.id, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
-    status = job.status
-    rows = [
-        ("name", job.name),
-        ("overview", str(status.overview)),
-        ("message", status.message),
-        ("reason", status.reason or "-"),
-        ("dataset", job.spec.dataset_id),
-        ("deployment", repr(job.spec.deployment)),
-        ("start at", when(job.spec.start_at_time)),
-        ("stop at", when(job.spec.stop_at_time)),
-        ("cancelled at", when(status.cancelled_at)),
-        ("created", when(job.create_date)),
-        ("updated", when(job.update_date)),
+    Args:
+        out: Where to print.
+        title: A line above the table.
+        columns: Column names; `right` names the ones aligned right (numbers).
+        rows: One sequence of cell texts per row.
+        right: Columns aligned right.
+        header: Whether to print the column names.
+    """
+    rows = [list(row) for row in rows]
+    widths = [
+        max([len(c) if header else 0, *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)
     ]
-    for name in (
-        "gathered",
-        "failed_gather",
-        "preprocessed",
-        "failed_process",
-        "predicted",
-        "failed_predict",
-        "delivered",
-        "failed_deliver",
-    ):
-        rows.append((name.replace("_", " "), str(getattr(status.items, name))))
-    for key, value in rows:
-        table.add_row(key, value)
-    return table
+    if out.is_terminal:
+        from rich.table import Table
+
+        drawn = Table(title=title, title_justify="left", show_header=header)
+        for name, width in zip(columns, widths, strict=True):
+            whole = name == "id" or name in right
+            drawn.add_column(
+                name,
+                justify="right" if name in right else "left",
+                min_width=width if whole else None,
+                no_wrap=whole,
+                overflow="fold",
+            )
+        for row in rows:
+            drawn.add_row(*row)
+        out.print(drawn)
+        return
+    lines = [title]
+    cells = [list(columns), *rows] if header else rows
+    for row in cells:
+        padded = (
+            cell.rjust(width) if name in right else cell.ljust(width)
+            for cell, name, width in zip(row, columns, widths, strict=True)
+        )
+        lines.append("  ".join(padded).rstrip())
+    out.print("\n".join(lines), markup=False, soft_wrap=True)
+
+
+def fields(value: Any) -> list[tuple[str, str]]:
+    """A model as `(path, text)` rows from its JSON: `spec.deployment.deploymentId`."""
+    rows: list[tuple[str, str]] = []
+
+    def walk(path: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for key, item in node.items():
+                walk(f"{path}.{key}" if path else key, item)
+        elif isinstance(node, list) and any(isinstance(x, (dict, list)) for x in node):
+            for index, item in enumerate(node):
+                walk(f"{path}[{index}]", item)
+        elif isinstance(node, list):
+            rows.append((path, ", ".join(str(x) for x in node) or "-"))
+        elif node is None:
+            rows.append((path, "-"))
+        elif isinstance(node, int) and not isinstance(node, bool) and path.endswith(_TIME_KEYS):
+            rows.append((path, f"{when(node)} UTC ({node})"))
+        else:
+            rows.append((path, str(node)))
+
+    walk("", unstructure(value))
+    return rows
+
+
+def detail(args: argparse.Namespace, out: Console, value: Any, title: str) -> None:
+    """One model: its JSON with `--json`, else one `field  value` row per field."""
+    if args.json:
+        json_out(value)
+        return
+    table(out, title, ("field", "value"), fields(value), header=False)
 
 
 def log_line(entry: JobLogEntry) -> str:
@@ -143,22 +150,3 @@ def log_line(entry: JobLogEntry) -> str:
         f"{when(entry.create_time)}  {entry.level!s:<7} {entry.kind:<16} "
         f"{entry.status:<12} {entry.item}{reason}"
     )
-
-
-def listing(
-    args: argparse.Namespace,
-    out: Console,
-    found: Sequence[Any],
-    noun: str,
-    columns: Sequence[str],
-    row: Callable[[Any], Sequence[str]],
-) -> None:
-    """Print `found` as JSON lines (`--json`) or as a table: its id, then `row(item)`."""
-    if args.json:
-        for item in found:
-            json_out(item)
-        return
-    table = _table(f"{len(found)} {noun}(s)", ("id", *columns))
-    for item in found:
-        table.add_row(item.id, *row(item))
-    out.print(table)

@@ -43,9 +43,11 @@ def _serve(args: argparse.Namespace) -> int:
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `serve` command."""
     serve = commands.add_parser("serve", help="run the local Nexus batch server")
-    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--host", default="127.0.0.1", help="default: %(default)s")
     serve.add_argument("--port", type=int, default=0, help="default: a free port")
     serve.add_argument("--secret-key", help="default: a fresh random key")
     serve.add_argument("--project-id", help="default: a fresh project id")
-    serve.add_argument("--latency", type=float, default=0.0, help="seconds added to answers")
+    serve.add_argument(
+        "--latency", type=float, default=0.0, help="seconds added to answers (default: 0)"
+    )
     serve.set_defaults(run=_serve)

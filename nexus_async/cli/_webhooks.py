@@ -9,14 +9,15 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from ..models import Webhook
+from .. import Webhook
 from ._base import Exit
-from ._render import listing, short, show, when
+from ._listing import add_flags, listing
+from ._render import detail, show, when
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from .._client import Batch
+    from .. import Batch
     from ._app import Actions
 
 __all__ = ["register"]
@@ -51,26 +52,24 @@ async def _create(args: argparse.Namespace, batch: Batch, out: Console) -> int:
 
 
 async def _list(args: argparse.Namespace, batch: Batch, out: Console) -> int:
-    found = [w async for w in batch.webhooks.iter()]
-    listing(
+    return await listing(
         args,
         out,
-        found,
+        batch.webhooks.list,
         "webhook",
         ("name", "endpoint", "retries", "created"),
         lambda w: (
-            short(w.name, 24),
+            w.name,
             w.endpoint,
             f"{w.retries.max_retries} (≤{w.retries.max_retry_delay} ms)",
             when(w.create_date),
         ),
     )
-    return Exit.OK
 
 
 async def _get(args: argparse.Namespace, batch: Batch, out: Console) -> int:
     webhook = await batch.webhooks.get(args.webhook_id)
-    show(args, out, webhook, f"{webhook.id}  {webhook.name}  -> {webhook.endpoint}")
+    detail(args, out, webhook, webhook.id)
     return Exit.OK
 
 
@@ -101,9 +100,16 @@ def register(action: Actions) -> None:
         required=True,
         help="file holding the signing secret; created with a fresh secret if missing",
     )
-    p.add_argument("--max-retries", type=int, default=3)
-    p.add_argument("--max-backoff-ms", type=int, default=15000)
-    action("list", _list, "list webhooks")
+    p.add_argument(
+        "--max-retries", type=int, default=3, help="retries per delivery (default: %(default)s)"
+    )
+    p.add_argument(
+        "--max-backoff-ms",
+        type=int,
+        default=15000,
+        help="longest wait between retries, in ms (default: %(default)s)",
+    )
+    add_flags(action("list", _list, "list webhooks, newest first"))
     action("get", _get, "show one webhook").add_argument("webhook_id")
     action("delete", _delete, "delete a webhook").add_argument("webhook_id")
     action("test", _test, "send a test delivery").add_argument("webhook_id")

@@ -1,0 +1,126 @@
+"""Nothing is silently cut: whole logs, every listed item or a cursor, full-width cells."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nexus_async.cli import _listing
+
+from .helpers import NEVER, Server, command, make_job, run, run_json
+
+ENTRIES = 2_500
+
+
+@pytest.fixture
+def seeded_job(env: object, server: Server, capsys: pytest.CaptureFixture[str]) -> str:
+    """A job that never starts, with ENTRIES log entries, three per millisecond."""
+    portal, nexus = server
+    job_id: str = make_job(server, capsys, start_at_time=NEVER)["id"]
+    portal.call(lambda: nexus.seed_logs(job_id, ENTRIES, per_ms=3))
+    return job_id
+
+
+def test_logs_prints_the_whole_log_oldest_first(
+    seeded_job: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "jobs", "logs", seeded_job)
+    assert code == 0, err
+    assert len(out.splitlines()) == ENTRIES
+    assert err == ""
+
+    entries = run_json(capsys, "jobs", "logs", seeded_job)
+    assert len(entries) == ENTRIES
+    assert len({e["id"] for e in entries}) == ENTRIES
+    keys = [(e["createTime"], e["id"]) for e in entries]
+    assert keys == sorted(keys), "oldest first, ties in write order"
+
+
+def test_logs_max_entries_says_it_stopped(
+    seeded_job: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "jobs", "logs", seeded_job, "--max-entries", "10", "--json")
+    assert code == 0
+    first = [json.loads(line) for line in out.splitlines()]
+    assert len(first) == 10
+    assert "stopped after 10 entries" in err
+    everything = run_json(capsys, "jobs", "logs", seeded_job)
+    assert first == everything[:10]
+
+    code, out, err = run(capsys, "jobs", "logs", seeded_job, "--max-entries", str(ENTRIES))
+    assert len(out.splitlines()) == ENTRIES
+    assert err == "", "nothing was left out, so nothing is said"
+
+
+def test_logs_follow_continues_without_repeats(
+    env: object, server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    portal, nexus = server
+    job = make_job(server, capsys)
+    assert run(capsys, "jobs", "wait", job["id"], "--interval", "0.2")[0] == 0
+    portal.call(lambda: nexus.seed_logs(job["id"], 1_200, per_ms=4))
+    whole = run_json(capsys, "jobs", "logs", job["id"])
+    followed = run_json(capsys, "jobs", "logs", job["id"], "--follow")
+    assert [e["id"] for e in followed] == [e["id"] for e in whole]
+
+
+def test_list_pages_through_everything(
+    env: object,
+    server: Server,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for _ in range(3):
+        make_job(server, capsys, start_at_time=NEVER)
+    expected = [job["id"] for job in run_json(capsys, "jobs", "list")]
+    assert len(expected) >= 3
+    monkeypatch.setattr(_listing, "PAGE", 2)  # several pages for a few jobs
+    code, out, err = run(capsys, "jobs", "list", "--json")
+    assert code == 0
+    assert [json.loads(line)["id"] for line in out.splitlines()] == expected
+    assert err == ""
+
+
+def test_list_limit_leaves_a_usable_cursor_on_stderr(
+    env: object, server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for _ in range(3):
+        make_job(server, capsys, start_at_time=NEVER)
+    expected = [job["id"] for job in run_json(capsys, "jobs", "list")]
+    code, out, err = run(capsys, "jobs", "list", "--limit", "2", "--json")
+    assert code == 0
+    first = [json.loads(line)["id"] for line in out.splitlines()]
+    assert first == expected[:2]
+    hint = err.strip()
+    assert hint.startswith("more jobs: nexus-async jobs list --limit 2 --page ")
+    rest: list[str] = []
+    for _ in range(len(expected)):  # follow the hints to the end
+        argv = hint.removeprefix("more jobs: nexus-async ").split()
+        code, out, err = run(capsys, *argv, "--json")
+        rest += [json.loads(line)["id"] for line in out.splitlines()]
+        hint = err.strip()
+        if not hint:
+            break
+    assert first + rest == expected
+
+
+def test_tables_in_a_narrow_pipe_keep_ids_and_counts(
+    env: object, server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = make_job(server, capsys)
+    assert run(capsys, "jobs", "wait", job["id"], "--interval", "0.2")[0] == 0
+    _, nexus = server
+    result = command(nexus, "jobs", "list", columns=60)
+    assert result.returncode == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if line.startswith(job["id"]))
+    cells = row.split()
+    assert cells[0] == job["id"]
+    assert "…" not in result.stdout
+    assert "3" in cells, "the failed count is whole"
+
+    detail = command(nexus, "jobs", "get", job["id"], columns=60)
+    assert detail.returncode == 0, detail.stderr
+    assert "ExistingDeployment(" not in detail.stdout, "fields, never a repr"
+    assert nexus.deployment_id in detail.stdout
+    assert "…" not in detail.stdout
