@@ -2,8 +2,8 @@
 
 The key, URL and project come from `--secret-key`/`--base-url`/`--project-id` or
 `DATATURE_SECRET_KEY`/`DATATURE_API_BASE_URL`/`DATATURE_PROJECT_ID`. Handlers return
-their exit status; errors become one line on stderr and a status here, in `main`.
-Ctrl-C exits 130 without a traceback. Secrets are never printed.
+their exit status; errors become one line on stderr and a status here, in `main`
+(the statuses are listed in `EPILOG`, shown by `--help`). Secrets are never printed.
 """
 
 from __future__ import annotations
@@ -12,13 +12,15 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import anyio
 
-from .. import errors
+from .. import __version__, errors
 from . import _datasets, _demo, _jobs, _serve, _webhooks
 from ._base import Exit, Handler, Usage
 from ._render import console
+from ._report import describe, warnings_on_stderr
 
 __all__ = ["Actions", "main"]
 
@@ -48,8 +50,38 @@ def _api_command(handler: Handler) -> Callable[[argparse.Namespace], int]:
     return run
 
 
-def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+EPILOG = """\
+exit status:
+  0    done
+  1    API or network error (including an answer that is not the Nexus API's)
+  2    usage: a bad flag or argument, or missing configuration
+  3    the job (or dataset) ended Failed
+  4    timed out (jobs wait --timeout)
+  5    nothing to do: the job had already finished (jobs cancel)
+  130  interrupted (Ctrl-C)
+  141  stdout was closed early (for example piped into `head`); nothing more is said
+
+Warnings of the SDK (for example while the API cannot be reached) go to stderr, one
+line each. Errors are one line on stderr, naming the flag at fault.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An `ArgumentParser` that remembers the flag setting each attribute, for messages."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.flags: dict[str, str] = {}  # set first: the constructor adds --help
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        if action.option_strings:
+            self.flags[action.dest] = max(action.option_strings, key=len)
+        return action
+
+
+def _parser() -> _Parser:
+    common = _Parser(add_help=False)
     common.add_argument("--secret-key", help="default: $DATATURE_SECRET_KEY")
     common.add_argument("--base-url", help="default: $DATATURE_API_BASE_URL or the hosted API")
     common.add_argument("--project-id", help="default: $DATATURE_PROJECT_ID")
@@ -57,10 +89,16 @@ def _parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print the API's JSON, one object per line"
     )
 
-    parser = argparse.ArgumentParser(
-        prog="nexus-async", description="Datature Nexus batch jobs, asynchronously."
+    parser = _Parser(
+        prog="nexus-async",
+        description="Datature Nexus batch jobs, asynchronously.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"nexus-async {__version__}")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
     _serve.register(commands)
     _demo.register(commands)
 
@@ -70,20 +108,36 @@ def _parser() -> argparse.ArgumentParser:
         ("webhooks", "where results are delivered", _webhooks),
     ):
         group = commands.add_parser(name, help=help)
-        actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+        actions = group.add_subparsers(
+            dest="action", required=True, metavar="ACTION", parser_class=_Parser
+        )
 
         def action(
             name: str,
             handler: Handler,
             help: str,
-            actions: argparse._SubParsersAction[argparse.ArgumentParser] = actions,
+            actions: argparse._SubParsersAction[_Parser] = actions,
         ) -> argparse.ArgumentParser:
-            parser = actions.add_parser(name, help=help, parents=[common])
-            parser.set_defaults(run=_api_command(handler))
+            parser = actions.add_parser(
+                name,
+                help=help,
+                parents=[common],
+                epilog=EPILOG,
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+            )
+            parser.flags.update(common.flags)
+            parser.set_defaults(run=_api_command(handler), flags=parser.flags)
             return parser
 
         module.register(action)
     return parser
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -93,17 +147,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, or a usage error argparse printed
         return exc.code if isinstance(exc.code, int) else Exit.USAGE
     try:
-        code: int = args.run(args)
+        with warnings_on_stderr():
+            code: int = args.run(args)
         return code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return Exit.INTERRUPTED
-    except (Usage, errors.ValidationError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return Exit.USAGE
-    except errors.NexusError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return Exit.API_ERROR
-    except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return Exit.API_ERROR
+    except BrokenPipeError:
+        _quiet_stdout()
+        return Exit.BROKEN_PIPE
+    except (Usage, errors.NexusError, OSError) as exc:
+        status, message = describe(exc, getattr(args, "flags", {}))
+        print(message, file=sys.stderr)
+        return status

@@ -23,7 +23,9 @@ class Exit(enum.IntEnum):
     USAGE = 2
     JOB_FAILED = 3
     TIMED_OUT = 4
+    ALREADY_FINISHED = 5
     INTERRUPTED = 130
+    BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool killed by it
 
 
 class Usage(Exception):

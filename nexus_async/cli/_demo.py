@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -100,7 +100,7 @@ class _Received:
         return [d for per_job in self.by_job.values() for d in per_job.values()]
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(commands: argparse._SubParsersAction[Any]) -> None:
     """Add the `demo` command."""
     demo = commands.add_parser("demo", help="run batch jobs end to end on a local server")
     demo.add_argument("--items", type=int, default=300, help="images in all (default 300)")

@@ -6,11 +6,11 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from .. import LogLevel
+from .. import LogLevel, WaitTimeoutError
 from ._base import Exit, positive
 from ._listing import add_flags, listing
 from ._logs import OldestFirst
-from ._render import detail, log_line, show, when
+from ._render import detail, json_out, log_line, show, when
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -57,6 +57,17 @@ async def _create(args: argparse.Namespace, batch: Batch, out: Console) -> int:
 
 
 async def _cancel(args: argparse.Namespace, batch: Batch, out: Console) -> int:
+    job = await batch.jobs.get(args.job_id)
+    if job.is_finished:
+        # The API would answer a cancel with the unchanged job: say so instead.
+        print(
+            f"{job.id} had already finished ({job.status.overview}: {job.status.message}); "
+            "nothing to cancel",
+            file=sys.stderr,
+        )
+        if args.json:
+            json_out(job)
+        return Exit.ALREADY_FINISHED
     job = await batch.jobs.cancel(args.job_id)
     text = f"cancel requested for {job.id} ({job.status.overview}: {job.status.message})"
     show(args, out, job, text)
@@ -93,15 +104,28 @@ async def _wait(args: argparse.Namespace, batch: Batch, out: Console) -> int:
                 f"{c.delivered} delivered",
             )
 
-        job = await batch.jobs.wait_until_done(
-            args.job_id,
-            interval=args.interval,
-            timeout=args.timeout,
-            raise_exception_if=None,
-            on_update=update,
-        )
+        try:
+            job = await batch.jobs.wait_until_done(
+                args.job_id,
+                interval=args.interval,
+                timeout=args.timeout,
+                raise_exception_if=None,
+                on_update=update,
+            )
+        except WaitTimeoutError as exc:
+            last = exc.job
+            state = (
+                "no answer from the API yet"
+                if last is None
+                else f"still {last.status.message}, {last.status.items.ended} items ended"
+            )
+            print(
+                f"timed out after {args.timeout} s waiting for {args.job_id}: {state}",
+                file=sys.stderr,
+            )
+            return Exit.TIMED_OUT
     detail(args, out, job, job.id)
-    return Exit.API_ERROR if str(job.status.overview) == "Failed" else Exit.OK
+    return Exit.JOB_FAILED if str(job.status.overview) == "Failed" else Exit.OK
 
 
 async def _logs(args: argparse.Namespace, batch: Batch, out: Console) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 import anyio
 
@@ -40,7 +41,7 @@ def _serve(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(commands: argparse._SubParsersAction[Any]) -> None:
     """Add the `serve` command."""
     serve = commands.add_parser("serve", help="run the local Nexus batch server")
     serve.add_argument("--host", default="127.0.0.1", help="default: %(default)s")

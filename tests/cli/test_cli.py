@@ -51,7 +51,7 @@ def test_jobs_commands(
     cancelled = run_json(capsys, "jobs", "cancel", later["id"])
     assert cancelled["id"] == later["id"]
     code, out, _err = run(capsys, "jobs", "wait", later["id"], "--interval", "0.2")
-    assert code == 1, "waiting on a job that ends Failed exits 1"
+    assert code == 3, "waiting on a job that ends Failed exits 3"
     assert "cancelled" in out
 
     deleted = run_json(capsys, "jobs", "delete", job["id"])
