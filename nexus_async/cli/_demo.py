@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
 import tempfile
 import time
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .. import AsyncClient, Batch, Dataset, Delivery, DeliveryReceiver, Job, LogLevel
+from .. import AsyncClient, Batch, Dataset, Delivery, DeliveryReceiver, Job, JobLogEntry, LogLevel
 from ..signing import generate_secret
 from ._base import Exit
 from ._render import console as make_console
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 _IMAGE_SIZE = 96
+_ERROR_NAME = re.compile(r"\b[A-Z]\w*Error: ")
 
 
 def _make_images(folder: Path, count: int, rng: random.Random) -> tuple[list[str], int, int]:
@@ -65,10 +67,12 @@ def _make_images(folder: Path, count: int, rng: random.Random) -> tuple[list[str
     return names, max(1, count // 20) - corrupt, max(1, count // 30) - missing
 
 
-def _short(reason: str) -> str:
-    """A log reason without the noise of object reprs, for one terminal line."""
-    reason = reason.split(" <", 1)[0]
-    return reason if len(reason) <= 60 else reason[:59] + "…"
+def _reason(entry: JobLogEntry, width: int) -> str:
+    """An entry's reason for one terminal line: without the item's URL (shown beside it),
+    exception class names and object reprs, cut to `width` characters."""
+    reason = (entry.reason or "").replace(f"GET {entry.item} ", "").split(" <", 1)[0]
+    reason = _ERROR_NAME.sub("", reason)
+    return reason if len(reason) <= width else reason[: width - 1] + "…"
 
 
 def _split(names: list[str], parts: int) -> list[list[str]]:
@@ -142,7 +146,8 @@ async def _demo(items: int, job_count: int, console: Console) -> int:
         ):
             batch = client.get_project(nexus.project_id).batch
             console.print(Rule("nexus-async demo"))
-            console.print(f"local Nexus server  {nexus.base_url}  (project {nexus.project_id})")
+            console.print(f"local Nexus server  {nexus.base_url}")
+            console.print(f"project             {nexus.project_id}")
             console.print(f"webhook receiver    {receiver_url}/nexus/results")
             console.print(
                 f"{items} images in a temporary folder: {corrupt} corrupt, "
@@ -153,7 +158,7 @@ async def _demo(items: int, job_count: int, console: Console) -> int:
                 "demo-receiver",
                 {"endpoint": f"{receiver_url}/nexus/results", "secret": {"contents": secret}},
             )
-            console.print(f"webhook {webhook.id} -> {webhook.endpoint}")
+            console.print(f"webhook {webhook.id}")
             created = await _start_jobs(batch, datasets, webhook.id, nexus.deployment_id)
             totals = {
                 job.id: ds.status.item_count for job, ds in zip(created, datasets, strict=True)
@@ -168,10 +173,8 @@ async def _demo(items: int, job_count: int, console: Console) -> int:
     console.print(_predictions(received.all()))
     elapsed = time.perf_counter() - started
     if all_accounted:
-        console.print(
-            f"[green]every item accounted for[/]: {items} items in {len(finals)} jobs, "
-            f"signatures verified, no duplicates; {elapsed:.1f} s in all"
-        )
+        console.print(f"signatures verified, no duplicates; {elapsed:.1f} s in all")
+        console.print(f"[green]every item accounted for[/]: {items} items in {len(finals)} jobs")
         return Exit.OK
     console.print("[red]some items are not accounted for[/] (see the table above)")
     return Exit.API_ERROR
@@ -220,12 +223,11 @@ async def _wait_with_bars(
     batch: Batch, created: Sequence[Job], totals: dict[str, int], console: Console
 ) -> list[Job]:
     """A progress bar per job from one coalesced poll, beside a few live log lines."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.progress import BarColumn, Progress, TextColumn
 
     with Progress(
         TextColumn("{task.description:<6}"),
         BarColumn(bar_width=12),
-        MofNCompleteColumn(),
         TextColumn("{task.fields[counts]}"),
         console=console,
         transient=False,
@@ -246,8 +248,8 @@ async def _wait_with_bars(
                 tasks[progress.job.id],
                 completed=progress.ended,
                 counts=(
-                    f"gathered {c.gathered:>3} predicted {c.predicted:>3} "
-                    f"delivered {c.delivered:>3} [red]failed {c.failed:>2}[/]{eta}"
+                    f"delivered {c.delivered:>4} · [red]failed {c.failed:>3}[/] · "
+                    f"of {totals[progress.job.id]}{eta}"
                 ),
             )
 
@@ -271,11 +273,10 @@ async def _follow_log(batch: Batch, job: Job, bars: Progress) -> None:
         is_error = entry.level == LogLevel.ERROR
         if shown < 8 and (is_error or shown < 3):
             shown += 1
-            reason = f" ({entry.reason})" if entry.reason else ""
             item = entry.item.rsplit("/", 1)[-1]
             style = "red" if is_error else "dim"
             bars.console.print(
-                f"[{style}]log {entry.kind:<13} {item}{_short(reason)}[/]",
+                f"[{style}]log {entry.kind:<12} {item:<13}  {_reason(entry, 48)}[/]",
                 highlight=False,
                 overflow="ellipsis",
                 no_wrap=True,
@@ -295,9 +296,12 @@ def _summary(
         title="jobs (failed at: g gather, d decode, p predict, w webhook delivery)",
         title_justify="left",
     )
-    columns = ("job", "status", "items", "delivered", "failed g/d/p/w", "received", "s", "items/s")
+    # Seven narrow columns: the table fits 80 columns with every number whole.
+    columns = ("job", "status", "items", "delivered", "failed g/d/p/w", "received", "items/s")
     for column in columns:
-        table.add_column(column, justify="left" if column in ("job", "status") else "right")
+        table.add_column(
+            column, justify="left" if column in ("job", "status") else "right", no_wrap=True
+        )
     all_accounted = True
     for job in finals:
         c = job.status.items
@@ -311,9 +315,9 @@ def _summary(
             f"{job.status.overview}",
             str(total),
             str(c.delivered),
-            f"{c.failed_gather}/{c.failed_process}/{c.failed_predict}/{c.failed_deliver}",
+            f"{c.failed} = {c.failed_gather}/{c.failed_process}/{c.failed_predict}/"
+            f"{c.failed_deliver}",
             str(got) if got == c.delivered else f"[red]{got}[/]",
-            f"{seconds:.1f}",
             f"{total / seconds:.0f}",
         )
     return table, all_accounted

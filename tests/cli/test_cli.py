@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -151,7 +152,16 @@ def test_missing_configuration(
 def test_demo_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "demo", "--items", "40", "--jobs", "2")
     assert code == 0, out
-    assert "every item accounted for" in out
+    lines = out.splitlines()
+    assert lines[-1] == "every item accounted for: 40 items in 2 jobs"
+    counters = [line for line in lines if line.startswith("job-")]
+    assert len(counters) == 2
+    for line in counters:
+        match = re.search(r"delivered +(\d+) · failed +(\d+) · of (\d+)$", line)
+        assert match, line
+        delivered, failed, total = map(int, match.groups())
+        assert delivered + failed == total
+    assert max(len(line) for line in lines) <= 80, "nothing cut or wrapped at 80 columns"
 
 
 def test_serve_command_prints_its_address_and_stops_on_ctrl_c() -> None:
