@@ -1,21 +1,25 @@
 """A job's whole log, oldest first, in constant memory, for `jobs logs`.
 
-The API answers newest first (at most 1,000 entries, the newest of the range asked
-for), and the SDK's `get_all_logs` pages backwards. Printing oldest first from that
-would mean holding the whole log; `follow_logs` also gathers everything new in one
-poll. So this pages forwards through time windows instead: a window `(lo, hi]` whose
-page holds fewer than 1,000 entries is complete and is printed reversed; a full page
-means the window is too wide, and it is narrowed (from how much time the full page
-covered) and asked again. Windows never overlap, so ties within a millisecond need no
-bookkeeping, and memory is one page. A millisecond holding 1,000 or more entries
-cannot be split: `LogPagingError`, as in the SDK.
+The API answers newest first (at most 1,000 entries: the newest of the range asked
+for), and the SDK's `get_all_logs` pages backwards; printing oldest first from that
+would mean holding the whole log, and `follow_logs` gathers everything new in one
+poll. So the log is read twice, backwards and then forwards:
 
-The first window starts just before the oldest entry, found by stepping back from the
-newest in growing strides (a handful of one-entry requests).
+1. Page backwards (`beforeTime`, inclusive) and keep only each full page's oldest
+   time. A full page holds every entry newer than its oldest one, so the times cut
+   the log into windows `(older, newer]` of fewer than 1,000 entries each.
+2. Ask for each window (`afterTime` exclusive, `beforeTime` inclusive), oldest
+   first, and print its entries reversed. Windows do not overlap, so entries sharing
+   a millisecond need no bookkeeping.
+
+Memory is one page plus one number per 1,000 entries (8 KB for a million); requests
+are about two per 1,000 entries. A full page within one millisecond cannot be cut
+into windows: `LogPagingError`, as in the SDK.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -27,8 +31,6 @@ if TYPE_CHECKING:
 __all__ = ["OldestFirst"]
 
 PAGE = 1000  # the API's largest page
-_FIRST_STRIDE_MS = 1024
-_STRIDE_GROWTH = 16
 
 
 class OldestFirst:
@@ -51,22 +53,37 @@ class OldestFirst:
         self.last_ids: set[str] = set()
 
     async def _page(
-        self, *, after: int | None = None, before: int | None = None, size: int = PAGE
+        self, *, after: int | None = None, before: int | None = None
     ) -> list[JobLogEntry]:
         query = LogsFilter(
-            after_time=None if after is None or after < 0 else after,
-            before_time=before,
-            min_level=self._min_level,
-            max_entries=size,
+            after_time=after, before_time=before, min_level=self._min_level, max_entries=PAGE
         )
         return (await self._jobs.get_logs(self._job_id, query)).entries
 
-    async def _floor(self, newest: int) -> int:
-        """A time before every entry (exclusive bound), stepping back from `newest`."""
-        stride = _FIRST_STRIDE_MS
-        while newest - stride >= 0 and await self._page(before=newest - stride, size=1):
-            stride *= _STRIDE_GROWTH  # at most ~10 steps back across the epoch
-        return max(-1, newest - stride)
+    def _tied(self, create_time: int) -> LogPagingError:
+        return LogPagingError(
+            f"{PAGE} or more log entries of job {self._job_id} share the millisecond "
+            f"{create_time}; they cannot be listed oldest first (narrow the query with "
+            "--min-level)",
+            job_id=self._job_id,
+            create_time=create_time,
+        )
+
+    async def _cuts(self) -> tuple[list[int], list[JobLogEntry]]:
+        """Pass 1: window bounds, newest first, and the oldest window's page."""
+        cuts: list[int] = []
+        before: int | None = None
+        while True:
+            page = await self._page(before=before)
+            if len(page) < PAGE:
+                return cuts, page  # everything up to `before`: the oldest window
+            oldest = page[-1].create_time
+            if oldest == page[0].create_time:
+                raise self._tied(oldest)
+            if before is None:
+                cuts.append(page[0].create_time)  # the newest entry: the last bound
+            cuts.append(oldest)
+            before = oldest
 
     def _yielded(self, entry: JobLogEntry) -> JobLogEntry:
         if entry.create_time != self.last_time:
@@ -75,29 +92,12 @@ class OldestFirst:
         return entry
 
     async def __aiter__(self) -> AsyncIterator[JobLogEntry]:
-        newest = await self._page(size=1)
-        if not newest:
-            return
-        end = newest[0].create_time
-        lo = await self._floor(end)
-        width = end - lo
-        while lo < end:
-            hi = min(end, lo + width)
-            entries = await self._page(after=lo, before=hi)
-            if len(entries) >= PAGE:
-                if hi - lo <= 1:
-                    raise LogPagingError(
-                        f"{PAGE} or more log entries of job {self._job_id} share the "
-                        f"millisecond {hi}; they cannot be listed oldest first "
-                        "(narrow the query with --min-level)",
-                        job_id=self._job_id,
-                        create_time=hi,
-                    )
-                # The full page covers its newest entries' span: aim at 80% of a page.
-                covered = hi - entries[-1].create_time + 1
-                width = max(1, min((hi - lo) // 2, covered * 4 // 5))
-                continue
-            for entry in reversed(entries):
+        cuts, oldest_window = await self._cuts()
+        for entry in reversed(oldest_window):
+            yield self._yielded(entry)
+        for lower, upper in itertools.pairwise(reversed(cuts)):
+            page = await self._page(after=lower, before=upper)
+            if len(page) >= PAGE:  # only more entries written at `upper` since pass 1
+                raise self._tied(upper)
+            for entry in reversed(page):
                 yield self._yielded(entry)
-            lo = hi
-            width = max(1, min(width * 4, width * (PAGE * 4 // 5) // max(1, len(entries))))

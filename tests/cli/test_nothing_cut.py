@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -124,3 +125,37 @@ def test_tables_in_a_narrow_pipe_keep_ids_and_counts(
     assert "ExistingDeployment(" not in detail.stdout, "fields, never a repr"
     assert nexus.deployment_id in detail.stdout
     assert "…" not in detail.stdout
+
+
+def test_logs_across_a_gap_in_few_requests(
+    env: object, server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two bursts a day apart: every entry once, in order, in a bounded number of pages."""
+    portal, nexus = server
+    job_id = make_job(server, capsys, start_at_time=NEVER)["id"]
+    day_ago = int(time.time() * 1000) - 86_400_000
+    portal.call(lambda: nexus.seed_logs(job_id, 700, per_ms=2, start_time=day_ago))
+    portal.call(lambda: nexus.seed_logs(job_id, 1_600, per_ms=5))
+    portal.call(nexus.clear_requests)
+    entries = run_json(capsys, "jobs", "logs", job_id)
+    assert len(entries) == 2_300
+    assert len({e["id"] for e in entries}) == 2_300
+    keys = [(e["createTime"], e["id"]) for e in entries]
+    assert keys == sorted(keys)
+    pages = [r for r in portal.call(lambda: nexus.requests) if r.path.endswith("/logs")]
+    # Three pages backwards to find the windows, then the two newer windows forwards.
+    assert len(pages) == 5, len(pages)
+
+
+def test_logs_a_full_page_in_one_millisecond_is_an_error(
+    env: object, server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    portal, nexus = server
+    job_id = make_job(server, capsys, start_at_time=NEVER)["id"]
+    portal.call(lambda: nexus.seed_logs(job_id, 1_200, per_ms=1_200))
+    code, out, err = run(capsys, "jobs", "logs", job_id)
+    assert code == 1
+    assert out == ""
+    assert "share the millisecond" in err
+    assert "--min-level" in err
+    assert len(err.strip().splitlines()) == 1
