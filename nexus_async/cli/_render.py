@@ -1,9 +1,9 @@
 """How results are shown: the API's JSON for scripts (`--json`), text for people.
 
-Nothing is ever cut. On a terminal, tables are drawn with rich, with ids and numbers
-kept whole and long text folded inside its cell; without one (a pipe, a file, CI),
-they are plain text aligned in columns as wide as their widest cell, so that `grep`,
-`cut` and `awk` see every id and count in full.
+Nothing is ever cut. On a terminal wide enough, tables are drawn with rich; without
+one (a pipe, a file, CI), or when the table is wider than the terminal, they are
+plain text aligned in columns as wide as their widest cell, so that every id and
+count is shown in full (and `grep`, `cut` and `awk` see them).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def table(
     right: Sequence[str] = (),
     header: bool = True,
 ) -> None:
-    """Print `rows` under `columns`: rich on a terminal, plain aligned text otherwise.
+    """Print `rows` under `columns`: rich on a terminal it fits, else plain aligned text.
 
     Args:
         out: Where to print.
@@ -83,19 +83,14 @@ def table(
     widths = [
         max([len(c) if header else 0, *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)
     ]
-    if out.is_terminal:
+    # A drawn table takes 3 columns per cell (a border and padding) and 1 more; when
+    # that does not fit the terminal, rich would squeeze cells away: print plain text.
+    if out.is_terminal and sum(widths) + 3 * len(widths) + 1 <= out.width:
         from rich.table import Table
 
         drawn = Table(title=title, title_justify="left", show_header=header)
-        for name, width in zip(columns, widths, strict=True):
-            whole = name == "id" or name in right
-            drawn.add_column(
-                name,
-                justify="right" if name in right else "left",
-                min_width=width if whole else None,
-                no_wrap=whole,
-                overflow="fold",
-            )
+        for name in columns:
+            drawn.add_column(name, justify="right" if name in right else "left", no_wrap=True)
         for row in rows:
             drawn.add_row(*row)
         out.print(drawn)

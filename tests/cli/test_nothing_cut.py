@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
 
 import pytest
+from rich.console import Console
 
 from nexus_async.cli import _listing
+from nexus_async.cli._render import table
 
 from .helpers import NEVER, Server, command, make_job, run, run_json
 
@@ -159,3 +162,14 @@ def test_logs_a_full_page_in_one_millisecond_is_an_error(
     assert "share the millisecond" in err
     assert "--min-level" in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("width", [40, 200])
+def test_terminal_tables_draw_only_when_they_fit(width: int) -> None:
+    out = io.StringIO()
+    terminal = Console(file=out, force_terminal=True, width=width, highlight=False)
+    row = ["batchjob_4db5abd3-8eaf-460a-8d0d-e8cdeb3bc918", "a-long-job-name", "600"]
+    table(terminal, "1 job(s)", ("id", "name", "delivered"), [row], right=("delivered",))
+    text = out.getvalue()
+    assert all(cell in text for cell in row), "every cell whole, drawn or not"
+    assert ("┃" in text) == (width == 200), "drawn only where it fits"
