@@ -1,9 +1,14 @@
-"""Where the examples get a project from: your own, or a local server started for them.
+"""Where the examples get a project from: a local server started for them, or yours.
 
-With `DATATURE_SECRET_KEY` set, the examples use that project (and the dataset,
-webhook and deployment named by `NEXUS_DATASET_ID`, `NEXUS_WEBHOOK_ID`,
-`NEXUS_DEPLOYMENT_ID`). Without it, they start the local Nexus server with a small
-dataset of generated images, so that every example runs offline as it is.
+Without `DATATURE_SECRET_KEY` in the environment, each example starts the local Nexus
+server in-process with a small dataset of generated images, so it runs offline as
+it is: `.venv/bin/python examples/quickstart.py`.
+
+With it set, the examples use that project: `DATATURE_API_BASE_URL`,
+`DATATURE_PROJECT_ID` and `DATATURE_SECRET_KEY`, and the dataset, webhook and
+deployment named by `NEXUS_DATASET_ID`, `NEXUS_WEBHOOK_ID` and `NEXUS_DEPLOYMENT_ID`.
+`nexus-async serve` (in another terminal) prints all six as `export` lines, ids of a
+ready dataset and webhook included; for your own project, set them yourself.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio
 import attrs
 
 from nexus_async import AsyncClient, Batch
@@ -54,17 +60,46 @@ def _write_images(folder: Path, count: int) -> list[str]:
 async def project(items: int = 20, webhook: tuple[str, str] | None = None) -> AsyncIterator[Setup]:
     """Yield a `Setup`: the user's project if configured, else a local server's.
 
-    Locally, results go to a receiver started here that discards them, unless
-    `webhook` names another `(endpoint, secret)`.
+    Locally, results go to a receiver started here that discards them; in your
+    project, to the webhook `NEXUS_WEBHOOK_ID`. An example that receives results
+    itself passes `webhook=(endpoint, secret)` to get a webhook of its own.
     """
     if os.environ.get("DATATURE_SECRET_KEY"):
-        async with AsyncClient() as client:
-            yield Setup(
-                batch=client.get_project(os.environ["DATATURE_PROJECT_ID"]).batch,
-                dataset_id=os.environ["NEXUS_DATASET_ID"],
-                webhook_id=os.environ["NEXUS_WEBHOOK_ID"],
-                deployment_id=os.environ["NEXUS_DEPLOYMENT_ID"],
+        needed = (
+            "DATATURE_PROJECT_ID",
+            "NEXUS_DATASET_ID",
+            "NEXUS_WEBHOOK_ID",
+            "NEXUS_DEPLOYMENT_ID",
+        )
+        missing = [name for name in needed if not os.environ.get(name)]
+        if missing:
+            raise SystemExit(
+                f"DATATURE_SECRET_KEY is set, so the examples use your project, but "
+                f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not: run "
+                "`nexus-async serve` and paste what it prints, or unset DATATURE_SECRET_KEY "
+                "to run offline"
             )
+        async with AsyncClient() as client:
+            batch = client.get_project(os.environ["DATATURE_PROJECT_ID"]).batch
+            if webhook is None:
+                webhook_id = os.environ["NEXUS_WEBHOOK_ID"]
+            else:  # the example receives results itself: a webhook of its own, removed after
+                endpoint, signing_secret = webhook
+                own = await batch.webhooks.create(
+                    "example", {"endpoint": endpoint, "secret": {"contents": signing_secret}}
+                )
+                webhook_id = own.id
+            try:
+                yield Setup(
+                    batch=batch,
+                    dataset_id=os.environ["NEXUS_DATASET_ID"],
+                    webhook_id=webhook_id,
+                    deployment_id=os.environ["NEXUS_DEPLOYMENT_ID"],
+                )
+            finally:
+                if webhook is not None:
+                    with anyio.move_on_after(5, shield=True):
+                        await batch.webhooks.delete(webhook_id)
         return
 
     from nexus_async.receiver import DeliveryReceiver

@@ -1,13 +1,20 @@
-"""Receive batch results in a Starlette service.
+"""Receive batch results in a Starlette service, appending each to an NDJSON file.
 
-Run it with any ASGI server, from this folder:
+Run as is, it serves itself on loopback until Ctrl-C:
+
+    .venv/bin/python examples/receiver_starlette.py      # port $NEXUS_RECEIVER_PORT or 8000
+
+With no `NEXUS_WEBHOOK_SECRET` it makes a fresh secret and prints it. Point a webhook
+at it with that secret, for example in the project `nexus-async serve` prints:
+
+    echo "$NEXUS_WEBHOOK_SECRET" > hook.secret
+    nexus-async webhooks create mine http://127.0.0.1:8000/webhooks/nexus --secret-file hook.secret
+    nexus-async jobs create nightly --dataset-id "$NEXUS_DATASET_ID" \
+        --webhook-id <the new webhook> --deployment-id "$NEXUS_DEPLOYMENT_ID"
+
+In production, serve `app` with any ASGI server, from this folder:
 
     NEXUS_WEBHOOK_SECRET=<secret> hypercorn receiver_starlette:app --bind 0.0.0.0:8000
-
-and point a webhook at it:
-
-    webhook = await batch.webhooks.create("results", {"endpoint": "https://<host>/webhooks/nexus"})
-    print(webhook.secret)  # the API never shows it again: this is NEXUS_WEBHOOK_SECRET
 
 Every delivery is verified (signature, timestamp), duplicates of one `deliveryId` are
 dropped, and the API gets its 200 at once; `store` then runs in the receiver's worker
@@ -18,10 +25,12 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import anyio
 
 from nexus_async import Delivery, DeliveryReceiver, unstructure
+from nexus_async.signing import generate_secret
 
 RESULTS = anyio.Path(os.environ.get("NEXUS_RESULTS_FILE", "results.ndjson"))
 
@@ -37,5 +46,25 @@ async def store(delivery: Delivery) -> None:
         await results.write(line)  # one small O_APPEND write per line: lines never interleave
 
 
-receiver = DeliveryReceiver(os.environ["NEXUS_WEBHOOK_SECRET"].split(","), store)
+secret = os.environ.get("NEXUS_WEBHOOK_SECRET", "")
+if not secret:  # run as is: a fresh secret, for the webhook that is to deliver here
+    secret = generate_secret()
+    print(f"NEXUS_WEBHOOK_SECRET is not set; this run's secret: {secret}", file=sys.stderr)
+receiver = DeliveryReceiver(secret.split(","), store)
 app = receiver.app("/webhooks/nexus")
+
+
+async def main(port: int) -> None:
+    """Serve `app` on loopback until cancelled (Ctrl-C)."""
+    from nexus_async.server import serve_asgi
+
+    async with serve_asgi(app, port=port) as url:
+        print(f"receiving deliveries at {url}/webhooks/nexus into {RESULTS}", flush=True)
+        await anyio.sleep_forever()
+
+
+if __name__ == "__main__":
+    try:
+        anyio.run(main, int(os.environ.get("NEXUS_RECEIVER_PORT", "8000")))
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)

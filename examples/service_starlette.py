@@ -5,14 +5,15 @@
     POST /webhooks/nexus        where the API delivers results (verified, de-duplicated)
 
 One `AsyncClient` lives for the whole app (its lifespan), so every request shares
-one connection pool. Run as is (`python examples/service_starlette.py`), it starts a
-local Nexus server, serves itself on loopback, calls its own endpoints once and
-exits; with `DATATURE_SECRET_KEY` set, serve `app` with any ASGI server instead.
+one connection pool. Run as is (`.venv/bin/python examples/service_starlette.py`), it
+serves itself on loopback, calls its own endpoints once and exits: against a local
+Nexus server it starts, or, with the environment `nexus-async serve` prints, against
+that server (with a webhook of its own pointing at itself, removed afterwards). In
+production, serve `build_app(...)` with any ASGI server at an address the API reaches.
 """
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -86,7 +87,7 @@ def build_app(service: Service) -> Starlette:
 
 @asynccontextmanager
 async def local_service() -> AsyncIterator[str]:
-    """Serve the app on loopback against a local Nexus server; yield its URL."""
+    """Serve the app on loopback, with the project of `_setup`; yield its URL."""
     from nexus_async.server import serve_asgi
     from nexus_async.signing import generate_secret
 
@@ -115,6 +116,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    if os.environ.get("DATATURE_SECRET_KEY"):
-        raise SystemExit("with a real project, serve `build_app(...)` with an ASGI server")
     anyio.run(main)

@@ -1,13 +1,12 @@
 """CRC32C (Castagnoli) checksums in the form the upload contract uses.
 
-A dataset's ``crc32c`` is the base64 of the big-endian 4-byte CRC32C digest of the file,
-as in GCS's ``x-goog-hash: crc32c=...``. The C implementation from ``google_crc32c`` is
-used when it can be imported (the ``server`` extra installs it); otherwise a table-driven
+A dataset's `crc32c` is the base64 of the big-endian 4-byte CRC32C digest of the file,
+as in GCS's `x-goog-hash: crc32c=...`. The C implementation from `google_crc32c` is
+used when it can be imported (the `server` extra installs it); otherwise a table-driven
 pure-Python fallback computes the same values, slowly (a few MB/s), so the SDK has no
 hard dependency on it.
 
-Example::
-
+Example:
     >>> crc32c_b64(b"123456789")
     '4waSgw=='
 """
@@ -35,7 +34,7 @@ def _table() -> tuple[int, ...]:
 
 
 def _extend_python(crc: int, data: bytes | bytearray | memoryview) -> int:
-    """Continue a CRC32C over ``data``; ``crc`` is the value of the bytes before it."""
+    """Continue a CRC32C over `data`; `crc` is the value of the bytes before it."""
     table = _table()
     value = crc ^ 0xFFFFFFFF
     for byte in bytes(data):
@@ -62,20 +61,19 @@ def _extend(crc: int, data: bytes | bytearray | memoryview) -> int:
 
 
 def crc32c(data: bytes | bytearray | memoryview, value: int = 0) -> int:
-    """Return the CRC32C of ``data`` as an int, continuing from ``value`` if given."""
+    """Return the CRC32C of `data` as an int, continuing from `value` if given."""
     return _extend(value, data)
 
 
 def crc32c_b64(data: bytes | bytearray | memoryview) -> str:
-    """Return the base64 of the big-endian CRC32C digest of ``data``."""
+    """Return the base64 of the big-endian CRC32C digest of `data`."""
     return Crc32c(data).b64()
 
 
 class Crc32c:
     """An incremental CRC32C, for bodies that arrive in chunks.
 
-    Example::
-
+    Example:
         hasher = Crc32c()
         async for chunk in stream:
             hasher.update(chunk)
@@ -88,7 +86,7 @@ class Crc32c:
         self.value = _extend(0, data) if data else 0
 
     def update(self, data: bytes | bytearray | memoryview) -> None:
-        """Add ``data`` to the checksum."""
+        """Add `data` to the checksum."""
         if data:
             self.value = _extend(self.value, data)
 
@@ -97,5 +95,5 @@ class Crc32c:
         return self.value.to_bytes(4, "big")
 
     def b64(self) -> str:
-        """The base64 of :meth:`digest`, the form used on the wire."""
+        """The base64 of `digest`, the form used on the wire."""
         return base64.b64encode(self.digest()).decode("ascii")

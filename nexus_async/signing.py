@@ -1,20 +1,19 @@
 """Webhook signatures in the Standard Webhooks scheme.
 
-The local server signs every delivery with :func:`sign`; receivers check it with
-:func:`verify`. The scheme (https://www.standardwebhooks.com/):
+The local server signs every delivery with `sign`; receivers check it with
+`verify`. The scheme (https://www.standardwebhooks.com/):
 
-- headers ``webhook-id`` (the delivery id), ``webhook-timestamp`` (integer seconds since
-  the Unix epoch) and ``webhook-signature``;
-- the signature is ``v1,`` followed by the base64 of
-  ``HMAC-SHA256(secret_bytes, f"{id}.{timestamp}.{raw body}")``, where ``secret_bytes`` is
-  the base64-decoded secret (an optional ``whsec_`` prefix is ignored);
+- headers `webhook-id` (the delivery id), `webhook-timestamp` (integer seconds since
+  the Unix epoch) and `webhook-signature`;
+- the signature is `v1,` followed by the base64 of
+  `HMAC-SHA256(secret_bytes, f"{id}.{timestamp}.{raw body}")`, where `secret_bytes` is
+  the base64-decoded secret (an optional `whsec_` prefix is ignored);
 - the header may hold several space-separated signatures (one per secret while a secret
   is being rotated); a message is genuine if any of them matches any accepted secret.
 
 This module is stdlib-only so that receivers can use it without the SDK's dependencies.
 
-Example::
-
+Example:
     from nexus_async.signing import verify, SignatureError
 
     try:
@@ -81,17 +80,17 @@ def _digest(key: bytes, msg_id: str, timestamp: int, body: bytes) -> bytes:
 def sign(
     secret: str, msg_id: str, timestamp: int | float, body: bytes | bytearray | memoryview | str
 ) -> str:
-    """Return the ``webhook-signature`` value for one message.
+    """Return the `webhook-signature` value for one message.
 
     Args:
-        secret: the webhook secret, base64 (optionally ``whsec_``-prefixed).
-        msg_id: the ``webhook-id`` header value (the delivery id).
-        timestamp: the ``webhook-timestamp`` header value, seconds since the epoch;
+        secret: the webhook secret, base64 (optionally `whsec_`-prefixed).
+        msg_id: the `webhook-id` header value (the delivery id).
+        timestamp: the `webhook-timestamp` header value, seconds since the epoch;
             fractions are dropped, as the header carries an integer.
-        body: the exact request body that is sent (``str`` is UTF-8 encoded).
+        body: the exact request body that is sent (`str` is UTF-8 encoded).
 
     Returns:
-        ``"v1,<base64 signature>"``.
+        `"v1,<base64 signature>"`.
 
     Raises:
         SignatureError: the secret is not valid base64.
@@ -138,17 +137,17 @@ def verify(
 
     Args:
         secret: the webhook secret, or several (old and new while rotating).
-        msg_id: the ``webhook-id`` header.
-        timestamp: the ``webhook-timestamp`` header (string or number, seconds).
+        msg_id: the `webhook-id` header.
+        timestamp: the `webhook-timestamp` header (string or number, seconds).
         body: the raw request body, exactly as received.
-        signature: the ``webhook-signature`` header; several space-separated
-            ``v1,<base64>`` values are accepted.
-        tolerance: maximum distance in seconds between ``timestamp`` and ``now``
+        signature: the `webhook-signature` header; several space-separated
+            `v1,<base64>` values are accepted.
+        tolerance: maximum distance in seconds between `timestamp` and `now`
             (default 300, as the scheme recommends), guarding against replays.
-        now: the receiver's clock, seconds since the epoch; default ``time.time()``.
+        now: the receiver's clock, seconds since the epoch; default `time.time()`.
 
     Raises:
-        SignatureError: the timestamp is malformed or too far from ``now``, a secret is
+        SignatureError: the timestamp is malformed or too far from `now`, a secret is
             not valid base64, or no signature matches (compared in constant time).
     """
     sent_at = _parse_timestamp(timestamp)

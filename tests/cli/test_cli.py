@@ -1,74 +1,27 @@
-"""The `nexus-async` command, driven in-process against a local server in a thread."""
+"""The `nexus-async` commands, driven in-process against a local server in a thread."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from nexus_async.cli import main
 from nexus_async.server import LocalNexus
 
-from ..sdk.live import DEAD_ENDPOINT, png_data_url
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[tuple[BlockingPortal, LocalNexus]]:
-    with start_blocking_portal() as portal:
-        nexus = LocalNexus()
-        with portal.wrap_async_context_manager(nexus):
-            yield portal, nexus
-
-
-@pytest.fixture
-def env(server: tuple[BlockingPortal, LocalNexus], monkeypatch: pytest.MonkeyPatch) -> LocalNexus:
-    _, nexus = server
-    monkeypatch.setenv("DATATURE_SECRET_KEY", nexus.secret_key)
-    monkeypatch.setenv("DATATURE_API_BASE_URL", nexus.base_url)
-    monkeypatch.setenv("DATATURE_PROJECT_ID", nexus.project_id)
-    return nexus
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
-    code, out, err = run(capsys, *argv, "--json")
-    assert code == 0, err
-    lines = [json.loads(line) for line in out.splitlines() if line.strip()]
-    return lines[0] if len(lines) == 1 else lines
-
-
-def make_job(
-    server: tuple[BlockingPortal, LocalNexus], capsys: pytest.CaptureFixture[str], **extra: str
-) -> dict[str, Any]:
-    portal, nexus = server
-    dataset = portal.call(lambda: nexus.seed_dataset([png_data_url()] * 3))
-    webhook = portal.call(lambda: nexus.seed_webhook(DEAD_ENDPOINT, max_retries=0))
-    args = ["jobs", "create", "cli-job", "--dataset-id", dataset, "--webhook-id", webhook]
-    args += ["--deployment-id", nexus.deployment_id]
-    for key, value in extra.items():
-        args += [f"--{key.replace('_', '-')}", value]
-    job: dict[str, Any] = run_json(capsys, *args)
-    return job
+from .helpers import DEAD_ENDPOINT, NEVER, Server, make_job, png_data_url, run, run_json
 
 
 def test_jobs_commands(
     env: LocalNexus,
-    server: tuple[BlockingPortal, LocalNexus],
+    server: Server,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     job = make_job(server, capsys)
@@ -79,7 +32,7 @@ def test_jobs_commands(
     assert code == 0
     assert job["id"] in out
 
-    listed = run_json(capsys, "jobs", "list", "--all")
+    listed = run_json(capsys, "jobs", "list")
     ids = [j["id"] for j in (listed if isinstance(listed, list) else [listed])]
     assert job["id"] in ids
 
@@ -95,11 +48,11 @@ def test_jobs_commands(
     entries = run_json(capsys, "jobs", "logs", job["id"], "--follow")
     assert [e["kind"] for e in entries][-1] == "JobFinished"
 
-    later = make_job(server, capsys, start_at_time=str(10**13 - 1))
+    later = make_job(server, capsys, start_at_time=NEVER)
     cancelled = run_json(capsys, "jobs", "cancel", later["id"])
     assert cancelled["id"] == later["id"]
     code, out, _err = run(capsys, "jobs", "wait", later["id"], "--interval", "0.2")
-    assert code == 1, "waiting on a job that ends Failed exits 1"
+    assert code == 3, "waiting on a job that ends Failed exits 3"
     assert "cancelled" in out
 
     deleted = run_json(capsys, "jobs", "delete", job["id"])
@@ -199,7 +152,16 @@ def test_missing_configuration(
 def test_demo_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "demo", "--items", "40", "--jobs", "2")
     assert code == 0, out
-    assert "every item accounted for" in out
+    lines = out.splitlines()
+    assert lines[-1] == "every item accounted for: 40 items in 2 jobs"
+    counters = [line for line in lines if line.startswith("job-")]
+    assert len(counters) == 2
+    for line in counters:
+        match = re.search(r"delivered +(\d+) · failed +(\d+) · of (\d+)$", line)
+        assert match, line
+        delivered, failed, total = map(int, match.groups())
+        assert delivered + failed == total
+    assert max(len(line) for line in lines) <= 80, "nothing cut or wrapped at 80 columns"
 
 
 def test_serve_command_prints_its_address_and_stops_on_ctrl_c() -> None:
