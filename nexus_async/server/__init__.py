@@ -7,15 +7,30 @@ plain JSON dicts written from the spec and does not import the SDK's models: two
 independent readings of the contract check each other. It runs under asyncio and trio
 (hypercorn serves it; the runner uses anyio only).
 
-Public names: :class:`LocalNexus` (serve on a loopback port), :func:`create_app` (the bare
-ASGI app), :func:`serve_asgi` (serve any ASGI app, e.g. a test's webhook receiver, on
-the running backend), :class:`Predictor` / :class:`Prediction` / :class:`Tag` /
-:class:`ForegroundPredictor` / :class:`PredictionError` (the model), :class:`Fault` and
-:class:`RequestRecord` (testing controls), :class:`NexusCore` (what ``create_app`` keeps
-on ``app.state.nexus``; ``LocalNexus`` is one).
+Public names are exactly those in ``__all__`` below, re-exported here with
+``__module__`` set to ``nexus_async.server``: ``LocalNexus`` (serve on a loopback port),
+``create_app`` (the bare ASGI app), ``ServerSettings`` (every option, written once, shared
+by both and by ``nexus-async serve``, whose flags ``ServerSettings.add_arguments``
+writes), ``serve_asgi`` (serve any ASGI app, e.g. a test's webhook
+receiver, on the running backend), ``Predictor`` / ``Prediction`` / ``Tag`` /
+``ForegroundPredictor`` / ``PredictionError`` (the model), ``Fault`` and ``RequestRecord``
+(testing controls), ``NexusCore`` (what ``create_app`` keeps on ``app.state.nexus``;
+``LocalNexus`` is one). Every module of this package is private (its name starts with an
+underscore) and so is every name not listed here, including the domain errors of
+``_errors`` and the layers below:
 
-Decisions where the spec is silent
-----------------------------------
+``_state``
+    the in-memory projects, datasets, webhooks, jobs; no I/O, no HTTP, no cancel scopes.
+``_errors``
+    the domain errors the state and the handlers raise (``Invalid``, ``NotFound``, ...).
+``_app``
+    the routes, and the one table mapping each domain error type to its HTTP status.
+``_runner``
+    the pipeline; it owns every job's task and cancel scope.
+``_settings``, ``_core``, ``_local``, ``_serve``
+    the options, the server without a socket, the server on a socket, hypercorn.
+
+Decisions where the spec is silent:
 
 Upload URL
     ``PUT {base_url}/_nexus/uploads/{token}``; ``token`` is random and needs no
@@ -96,7 +111,7 @@ ASGI-transport mode
     works). ``LocalNexus.app`` is the app of a running server and needs nothing more.
 
 Fault injection and admin API
-    :meth:`NexusCore.inject_fault` (or ``POST /_nexus/faults`` with the same fields in
+    ``NexusCore.inject_fault`` (or ``POST /_nexus/faults`` with the same fields in
     camelCase) makes the next matching requests answer a status (with optional
     ``Retry-After``), wait first (a wait ends early if the client hangs up), drop the TCP
     connection without any response (the server-side socket is found among the
@@ -111,12 +126,13 @@ Fault injection and admin API
 
 from __future__ import annotations
 
+from ._app import create_app
 from ._core import NexusCore
+from ._faults import Fault, RequestRecord
 from ._local import LocalNexus
+from ._predictor import ForegroundPredictor, Prediction, PredictionError, Predictor, Tag
 from ._serve import serve_asgi
-from .app import create_app
-from .faults import Fault, RequestRecord
-from .predictor import ForegroundPredictor, Prediction, PredictionError, Predictor, Tag
+from ._settings import ServerSettings
 
 __all__ = [
     "Fault",
@@ -127,7 +143,14 @@ __all__ = [
     "PredictionError",
     "Predictor",
     "RequestRecord",
+    "ServerSettings",
     "Tag",
     "create_app",
     "serve_asgi",
 ]
+
+for _name in __all__:  # tracebacks and reprs show the public path
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("nexus_async.server._"):
+        _obj.__module__ = "nexus_async.server"
+del _name, _obj

@@ -1,6 +1,6 @@
 """Strict readers for JSON bodies and query strings.
 
-Every failure is an :class:`ApiError` 400 whose message names the field by its dotted
+Every failure is an ``Invalid`` error whose message names the field by its dotted
 path (``spec.retries.maxRetries``) and says what was expected and what came, so a client
 mistake never becomes a 500.
 """
@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from ._errors import ApiError
+from ._errors import Invalid
 
 __all__ = [
     "opt_int",
@@ -42,12 +42,12 @@ def _describe(value: object) -> str:
     return "an object"
 
 
-def _bad(path: str, expected: str, value: object) -> ApiError:
-    return ApiError(400, f"`{path}` must be {expected} (got {_describe(value)})")
+def _bad(path: str, expected: str, value: object) -> Invalid:
+    return Invalid(f"`{path}` must be {expected} (got {_describe(value)})")
 
 
-def _missing(path: str) -> ApiError:
-    return ApiError(400, f"`{path}` is required")
+def _missing(path: str) -> Invalid:
+    return Invalid(f"`{path}` is required")
 
 
 def _join(prefix: str, key: str) -> str:
@@ -57,15 +57,15 @@ def _join(prefix: str, key: str) -> str:
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     """Decode a request body that must be one JSON object."""
     if not raw.strip():
-        raise ApiError(400, "the request body must be a JSON object (got an empty body)")
+        raise Invalid("the request body must be a JSON object (got an empty body)")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ApiError(400, "the request body is not UTF-8 JSON") from exc
+        raise Invalid("the request body is not UTF-8 JSON") from exc
     try:
         value = json.loads(text)
     except ValueError as exc:
-        raise ApiError(400, f"the request body is not valid JSON: {exc}") from exc
+        raise Invalid(f"the request body is not valid JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise _bad("body", "a JSON object", value)
     return value
@@ -98,9 +98,9 @@ def req_str(obj: Mapping[str, Any], key: str, prefix: str = "", *, max_len: int 
     if not isinstance(value, str):
         raise _bad(path, "a string", value)
     if not value.strip():
-        raise ApiError(400, f"`{path}` must not be empty")
+        raise Invalid(f"`{path}` must not be empty")
     if len(value) > max_len:
-        raise ApiError(400, f"`{path}` must be at most {max_len} characters (got {len(value)})")
+        raise Invalid(f"`{path}` must be at most {max_len} characters (got {len(value)})")
     return value
 
 
@@ -120,9 +120,9 @@ def _check_int(path: str, value: object, minimum: int | None, maximum: int | Non
         else:
             raise _bad(path, "an integer", value)
     if minimum is not None and value < minimum:
-        raise ApiError(400, f"`{path}` must be >= {minimum} (got {value})")
+        raise Invalid(f"`{path}` must be >= {minimum} (got {value})")
     if maximum is not None and value > maximum:
-        raise ApiError(400, f"`{path}` must be <= {maximum} (got {value})")
+        raise Invalid(f"`{path}` must be <= {maximum} (got {value})")
     return value
 
 
@@ -171,9 +171,9 @@ def opt_number(
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise _bad(path, "a finite number", value)
     if minimum is not None and value < minimum:
-        raise ApiError(400, f"`{path}` must be >= {minimum:g} (got {value})")
+        raise Invalid(f"`{path}` must be >= {minimum:g} (got {value})")
     if maximum is not None and value > maximum:
-        raise ApiError(400, f"`{path}` must be <= {maximum:g} (got {value})")
+        raise Invalid(f"`{path}` must be <= {maximum:g} (got {value})")
     return float(value)
 
 
@@ -191,9 +191,9 @@ def query_int(
     try:
         value = int(raw.strip())
     except ValueError:
-        raise ApiError(400, f"query parameter `{name}` must be an integer (got {raw!r})") from None
+        raise Invalid(f"query parameter `{name}` must be an integer (got {raw!r})") from None
     if minimum is not None and value < minimum:
-        raise ApiError(400, f"query parameter `{name}` must be >= {minimum} (got {value})")
+        raise Invalid(f"query parameter `{name}` must be >= {minimum} (got {value})")
     if maximum is not None and value > maximum:
-        raise ApiError(400, f"query parameter `{name}` must be <= {maximum} (got {value})")
+        raise Invalid(f"query parameter `{name}` must be <= {maximum} (got {value})")
     return value

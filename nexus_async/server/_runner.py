@@ -1,10 +1,10 @@
 """The batch pipeline, under structured concurrency.
 
-:meth:`Runner.run` owns one ``httpx.AsyncClient`` and one task group; it is started with
+``Runner.run`` owns one ``httpx.AsyncClient`` and one task group; it is started with
 ``await task_group.start(runner.run)`` by whoever owns the server (``LocalNexus`` or the
 app's lifespan) and everything it does ends when that task group is cancelled.
 
-Each job is one task in that group::
+Each job is one task in that group:
 
     with CancelScope(deadline=stopAtTime)        # cancel() or the stop time end it
         sleep until startAtTime                  # overview Waiting, message Waiting
@@ -20,7 +20,7 @@ for the GIL), both stages in one hop since a hop costs more than decoding a smal
 Their outcomes are still recorded one after the other, each with its own duration.
 Everything else is anyio only, so the runner works under asyncio and trio alike.
 
-Every stage outcome is recorded through :meth:`Job.record`, which refuses changes once the
+Every stage outcome is recorded through ``Job.record``, which refuses changes once the
 job is terminal; so a cancel takes effect the instant the PATCH is handled, and an item
 finishing in a thread a moment later cannot bump a counter.
 """
@@ -47,36 +47,17 @@ from PIL import Image
 
 from ..signing import sign
 from ._clock import now_ms
-from .predictor import Predictor, check_predictions
-from .state import Job, Project, Webhook
+from ._predictor import Predictor, check_predictions
+from ._settings import ServerSettings
+from ._state import Job, Project, Webhook
 
-__all__ = ["DeliveryResult", "Runner", "RunnerSettings", "backoff_ms"]
+__all__ = ["DeliveryResult", "Runner", "backoff_ms"]
 
 logger = logging.getLogger("nexus_async.server")
 
 BACKOFF_BASE_MS = 250
 _BODY_SNIPPET = 2048
 USER_AGENT = "nexus-async-local-server"
-
-
-@dataclass(frozen=True)
-class RunnerSettings:
-    """Limits of the pipeline (see ``LocalNexus`` for their meaning and defaults)."""
-
-    job_concurrency: int = 8
-    item_concurrency: int = 16
-    delivery_timeout: float = 10.0
-    gather_timeout: float = 10.0
-    max_item_bytes: int = 20 * 1024 * 1024
-    max_image_pixels: int = 50_000_000
-
-    def __post_init__(self) -> None:
-        for name in ("job_concurrency", "item_concurrency", "max_item_bytes", "max_image_pixels"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)})")
-        for name in ("delivery_timeout", "gather_timeout"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0 seconds (got {getattr(self, name)})")
 
 
 @dataclass(frozen=True)
@@ -117,7 +98,7 @@ def _elapsed_ms(start: float) -> float:
 
 
 def _ms_since(start: float) -> float:
-    """Like :func:`_elapsed_ms`, for worker threads (no event loop clock there)."""
+    """Like ``_elapsed_ms``, for worker threads (no event loop clock there)."""
     return round((time.perf_counter() - start) * 1000.0, 3)
 
 
@@ -148,12 +129,14 @@ def decode_data_url(url: str, max_bytes: int) -> bytes:
 class Runner:
     """Runs jobs; also performs webhook test calls with the same delivery code."""
 
-    def __init__(self, settings: RunnerSettings, predictor: Predictor) -> None:
+    def __init__(self, settings: ServerSettings, predictor: Predictor) -> None:
         self.settings = settings
         self.predictor = predictor
         self._client: httpx.AsyncClient | None = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._job_slots = anyio.CapacityLimiter(settings.job_concurrency)
+        # One cancel scope per job that has not ended: cancel() and the stop time end it.
+        self._scopes: dict[str, anyio.CancelScope] = {}
         # CPU stages get one thread per core: more threads only fight over the GIL.
         self._cpu = anyio.CapacityLimiter(os.cpu_count() or 1)
 
@@ -193,13 +176,25 @@ class Runner:
         """Start running ``job`` (in the runner's task group)."""
         if self._tg is None:
             raise RuntimeError("the runner is not running")
-        job.cancel_scope = anyio.CancelScope(deadline=self._deadline(job.stop_at))
+        self._scopes[job.id] = anyio.CancelScope(deadline=self._deadline(job.stop_at))
         self._tg.start_soon(self._run_job, project, job, name=f"nexus_async.server.job {job.id}")
 
     def restop(self, job: Job) -> None:
         """The job's stop time moved (a PATCH with a future stopAtTime)."""
-        if job.cancel_scope is not None:
-            job.cancel_scope.deadline = self._deadline(job.stop_at)
+        scope = self._scopes.get(job.id)
+        if scope is not None:
+            scope.deadline = self._deadline(job.stop_at)
+
+    def cancel(self, job: Job, at: int) -> None:
+        """Cancel ``job`` now (the cancel PATCH, or a delete); nothing if it has ended.
+
+        The state changes first, so the job is terminal the instant the request is
+        handled; then its items in flight are cancelled.
+        """
+        job.cancel(at)
+        scope = self._scopes.get(job.id)
+        if scope is not None:
+            scope.cancel()
 
     @staticmethod
     def _deadline(wall_ms: int) -> float:
@@ -208,21 +203,23 @@ class Runner:
     # ------------------------------------------------------------------------ jobs
 
     async def _run_job(self, project: Project, job: Job) -> None:
-        scope = job.cancel_scope
-        assert scope is not None
-        with scope:
-            delay = (job.start_at - now_ms()) / 1000.0
-            if delay > 0:
-                await anyio.sleep(delay)
-            async with self._job_slots:
-                job.begin()
-                logger.info("job %s started: %d items", job.id, len(job.items))
-                indices = iter(range(len(job.items)))
-                workers = min(self.settings.item_concurrency, len(job.items))
-                async with anyio.create_task_group() as tg:
-                    for _ in range(workers):
-                        tg.start_soon(self._worker, project, job, indices)
-            job.finish()
+        scope = self._scopes[job.id]
+        try:
+            with scope:
+                delay = (job.start_at - now_ms()) / 1000.0
+                if delay > 0:
+                    await anyio.sleep(delay)
+                async with self._job_slots:
+                    job.begin()
+                    logger.info("job %s started: %d items", job.id, len(job.items))
+                    indices = iter(range(len(job.items)))
+                    workers = min(self.settings.item_concurrency, len(job.items))
+                    async with anyio.create_task_group() as tg:
+                        for _ in range(workers):
+                            tg.start_soon(self._worker, project, job, indices)
+                job.finish()
+        finally:
+            del self._scopes[job.id]
         if scope.cancelled_caught and not job.terminal:
             job.expire()
         logger.info("job %s ended: %s (%s)", job.id, job.overview, job.message)
