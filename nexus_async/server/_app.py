@@ -256,11 +256,14 @@ class _Api:
         dataset.set_status("Processing", "Reading items")
         try:  # a big file takes a while to parse: keep the event loop free meanwhile
             dataset.items = await anyio.to_thread.run_sync(parse_items, content)
-        except ValueError as exc:
-            dataset.set_status("FailedProcessing", str(exc))
+        except Invalid as exc:
+            dataset.set_status("FailedProcessing", exc.message)
             logger.info("dataset %s failed processing: %s", dataset.id, exc)
         else:
             dataset.set_status("Uploaded", "Uploaded")
+        finally:  # never left Processing, whatever happened (a bug, a cancelled request)
+            if dataset.overview == "Processing":
+                dataset.set_status("FailedProcessing", "the items could not be read")
         return Response(status_code=200)
 
     async def _receive_file(self, request: Request, dataset: Dataset) -> bytes:
@@ -660,15 +663,21 @@ class _Api:
         does) costs more than the read itself and slows the runner's gathers.
         """
         relative = request.path_params["path"]
+        if any(not ch.isprintable() for ch in relative):
+            raise Invalid(f"a static path must not contain control characters (got {relative!a})")
         root = self.core.settings.static_dir
-        target = (root / relative).resolve() if root is not None else None
-        if (
-            target is None
-            or root is None
-            or not target.is_relative_to(root)
-            or not target.is_file()
-        ):
-            raise NotFound(f"no static file {relative!r}")
+        try:
+            target = (root / relative).resolve() if root is not None else None
+            found = (
+                target is not None
+                and root is not None
+                and target.is_relative_to(root)
+                and target.is_file()
+            )
+        except OSError:  # e.g. a name too long for the file system
+            found = False
+        if not found or target is None:
+            raise NotFound(f"no static file {relative!a}")
         if target.stat().st_size <= _INLINE_READ:
             content = target.read_bytes()
         else:

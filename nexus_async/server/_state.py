@@ -29,6 +29,7 @@ from ..signing import generate_secret
 from ._clock import new_id, now_ms
 from ._errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from ._logstore import LogClock, LogStore
+from ._parse import has_surrogate, loads
 
 __all__ = [
     "COUNTERS",
@@ -195,13 +196,27 @@ class Collection(Generic[Listed]):
 # ---------------------------------------------------------------------------- datasets
 
 
+def _http_url_problem(url: str) -> str | None:
+    """Why ``url`` is not a usable http(s) URL, or None."""
+    if any(ch == " " or not ch.isprintable() for ch in url):
+        return f"must not contain whitespace or control characters (got {url[:80]!a})"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        valid = (
+            parts.scheme.lower() in ("http", "https")
+            and bool(parts.hostname)
+            and (parts.port is None or parts.port > 0)
+        )
+    except ValueError:  # a bad IPv6 literal, or a port outside 0..65535
+        valid = False
+    if valid:
+        return None
+    return f"must be an http(s) URL with a host and a port within 1..65535 (got {url[:80]!a})"
+
+
 def check_endpoint(url: str) -> str | None:
     """Why ``url`` cannot be a webhook endpoint, or None when it can."""
-    lowered = url.lower()
-    host = lowered.split("://", 1)[-1].split("/", 1)[0]
-    if not lowered.startswith(("http://", "https://")) or not host or any(c.isspace() for c in url):
-        return f"must be an http(s) URL (got {url[:80]!r})"
-    return None
+    return _http_url_problem(url)
 
 
 def check_item_url(url: object) -> str | None:
@@ -210,17 +225,13 @@ def check_item_url(url: object) -> str | None:
         return "`url` must be a non-empty string"
     lowered = url[:8].lower()
     if lowered.startswith(("http://", "https://")):
-        if any(ch.isspace() for ch in url):
-            return "`url` must not contain whitespace"
-        try:
-            parts = urllib.parse.urlsplit(url)
-            valid = bool(parts.hostname) and (parts.port is None or parts.port > 0)
-        except ValueError:
-            valid = False
-        return None if valid else f"`url` is not a valid URL (got {url[:40]!r})"
+        problem = _http_url_problem(url)
+        return None if problem is None else f"`url` {problem}"
     if lowered.startswith("data:"):
+        if has_surrogate(url):
+            return "`url` contains a lone surrogate escape"
         return None if "," in url else "`url` is a data: URL without a comma"
-    return f"`url` must be an http(s) or data: URL (got {url[:40]!r})"
+    return f"`url` must be an http(s) or data: URL (got {url[:40]!a})"
 
 
 def parse_items(raw: bytes) -> list[str]:
@@ -238,9 +249,9 @@ def parse_items(raw: bytes) -> list[str]:
         if not line.strip():
             continue
         try:
-            item = json.loads(line)
-        except ValueError as exc:
-            raise Invalid(f"line {number}: not valid JSON ({exc})") from exc
+            item = loads(line, "the item")
+        except Invalid as exc:
+            raise Invalid(f"line {number}: {exc.message}") from exc
         if not isinstance(item, dict):
             raise Invalid(f"line {number}: expected a JSON object")
         if item.get("kind") != "Image":

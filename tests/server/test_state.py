@@ -94,15 +94,21 @@ def test_parse_items_reads_urls_and_skips_blank_lines() -> None:
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        (b'{"kind":"Image","url":"https://x"}\nnot json\n', "line 2: not valid JSON"),
+        (b'{"kind":"Image","url":"https://x"}\nnot json\n', "line 2: the item is not valid JSON"),
         (b'{"kind":"Image","url":"https://x"}\n\n[1]\n', "line 3: expected a JSON object"),
         (b'{"kind":"Video","url":"https://x"}', 'line 1: `kind` must be "Image"'),
         (b'{"kind":"Image","url":"ftp://x"}', "line 1: `url` must be an http"),
         (b'{"kind":"Image"}', "line 1: `url` must be a non-empty string"),
         (b'{"kind":"Image","url":"https://a b"}', "line 1: `url` must not contain whitespace"),
-        (b'{"kind":"Image","url":"http://[::1"}', "line 1: `url` is not a valid URL"),
-        (b'{"kind":"Image","url":"http://a:99999/"}', "line 1: `url` is not a valid URL"),
-        (b'{"kind":"Image","url":"https:///path"}', "line 1: `url` is not a valid URL"),
+        (
+            b'{"kind":"Image","url":"http://[::1"}',
+            "line 1: `url` must be an http.s. URL with a host",
+        ),
+        (
+            b'{"kind":"Image","url":"http://a:99999/"}',
+            "line 1: `url` must be an http.s. URL with a",
+        ),
+        (b'{"kind":"Image","url":"https:///path"}', "line 1: `url` must be an http.s. URL with a"),
         (b"\xff\xfe", "not UTF-8"),
     ],
 )
