@@ -60,6 +60,17 @@ Responses and validation
     so any such id is accepted and runs the same predictor. A job's destinations must
     not list one webhook twice.
 
+    Nothing is stored by a call that then fails: input that no response could carry
+    back is refused first, anywhere in a body (values and keys): lone surrogate
+    escapes (``"\\ud800"``), nesting deeper than 32, ``NaN``/``Infinity``, and integers
+    beyond +-(2**53 - 1) (so every timestamp is a real date). Item URLs and webhook
+    endpoints must be http(s) URLs with a host, a port within 1..65535 and no
+    whitespace or control characters. A request body must arrive within
+    ``body_timeout`` (30 s) plus 1 s per MiB declared, else 408 (an upload becomes
+    ``FailedUpload``); a body a handler did not read (a rejected upload) is drained
+    before the answer (up to 64 MiB, else the connection is closed after it), so the
+    client reads the real status instead of a reset.
+
 Cursors
     ``nextPage``/``prevPage`` are ``base64url(json([collection, "next"|"prev",
     createDate, id]))``: "items strictly older/newer than this key". They name a
@@ -94,9 +105,11 @@ Delivery
     afresh (new ``webhook-timestamp``) with the secret as it is then. With several
     destinations an item is ``Delivered`` only if every one accepted it. The ``:test``
     call sends the same shape with ``"jobId": ""``, ``"predictions": []`` and
-    ``"test": true``, follows the webhook's retry policy, and answers
-    ``{"status": "Succeeded"|"Failed", "responseCode" (0 without a response),
-    "latencyMs", "attemptCount", "body" (first 2 KiB), "reason" ("" on success)}``.
+    ``"test": true``, makes exactly one attempt (bounded by ``delivery_timeout``,
+    whatever the retry policy), and answers ``{"status": "Succeeded"|"Failed",
+    "responseCode" (0 without a response), "latencyMs", "attemptCount": 1, "body": ""
+    (the endpoint's answer is never returned), "reason" ("" on success, else e.g.
+    ``HTTP 500`` or ``ConnectError: ...``)}``.
 
 Static files
     ``GET {base_url}/static/{path}`` serves ``static_dir`` without auth (404 JSON

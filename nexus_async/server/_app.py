@@ -26,6 +26,7 @@ from starlette.routing import BaseRoute, Route
 
 from .._crc32c import Crc32c
 from ..signing import generate_secret
+from ._bodies import BodyGuard
 from ._clock import new_id, now_ms
 from ._core import NexusCore, check_secret
 from ._errors import (
@@ -78,7 +79,6 @@ Handler = Callable[[Request], Awaitable[Response]]
 PAGE_LIMIT = 1000
 MAX_RETRIES = 20
 MAX_BACKOFF_MS = 3_600_000
-_DRAIN_LIMIT = 64 * 1024 * 1024
 _INLINE_READ = 256 * 1024
 _LEVEL_NAMES = {level.lower(): level for level in LEVELS}
 
@@ -98,27 +98,19 @@ def _check_endpoint(url: str, path: str) -> str:
     return url
 
 
-async def _drain(request: Request, budget: int) -> None:
-    """Read and drop what is left of a request body, so the client reads our answer."""
-    seen = 0
-    async for chunk in request.stream():
-        seen += len(chunk)
-        if seen > budget:
-            break
-
-
 async def _read_body(request: Request, limit: int) -> bytes:
-    """The whole body, or 413 once it passes ``limit`` bytes."""
+    """The whole body, or ``TooLarge`` once it passes ``limit`` bytes.
+
+    What is left unread is drained by ``BodyGuard`` before the answer goes out.
+    """
     too_large = TooLarge(f"the request body is larger than {limit} bytes")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        await _drain(request, _DRAIN_LIMIT)
         raise too_large
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            await _drain(request, _DRAIN_LIMIT)
             raise too_large
     return bytes(body)
 
@@ -270,14 +262,12 @@ class _Api:
         size = dataset.size_bytes
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) != size:
-            await _drain(request, _DRAIN_LIMIT)
             raise Invalid(f"Content-Length {declared} differs from sizeBytes {size}")
         hasher = Crc32c()
         content = bytearray()
         async for chunk in request.stream():
             content += chunk
             if len(content) > size:
-                await _drain(request, _DRAIN_LIMIT)
                 raise Invalid(f"the file is larger than the declared sizeBytes {size}")
             hasher.update(chunk)
         if len(content) != size:
@@ -807,7 +797,8 @@ def build_app(core: NexusCore, *, lifespan: bool) -> Starlette:
                 faults=core.faults,
                 requests=core.request_log,
                 latency=lambda: core.latency,
-            )
+            ),
+            Middleware(BodyGuard, timeout=core.settings.body_timeout),
         ],
         exception_handlers={
             DomainError: _domain_error,

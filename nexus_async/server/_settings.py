@@ -119,8 +119,13 @@ class ServerSettings:
         max_item_bytes: largest item the gather stage accepts.
         max_body_bytes: largest JSON request body (413 above).
         max_upload_bytes: largest dataset file (413 at dataset creation above).
-        max_image_pixels: largest decoded image (width x height) the default pipeline
-            accepts; larger images fail preprocessing before their pixels are allocated.
+        max_image_pixels: largest image (width x height) the pipeline decodes; larger
+            ones fail preprocessing before their pixels are allocated. The default, 4K
+            UHD (about 25 MB decoded), is plenty for the default predictor, which
+            thumbnails to 512 pixels anyway; raise it for a predictor that needs more.
+        body_timeout: seconds a request body may take to arrive, plus one second per
+            MiB of its ``Content-Length``; a body still arriving then is answered 408
+            (an upload becomes ``FailedUpload``, so a retry can start at once).
     """
 
     host: str = attrs.field(
@@ -186,9 +191,14 @@ class ServerSettings:
         metadata=_flag("largest dataset file, in bytes", int),
     )
     max_image_pixels: int = attrs.field(
-        default=50_000_000,
+        default=3840 * 2160,
         validator=_integer(1),
         metadata=_flag("largest decoded image, in pixels", int),
+    )
+    body_timeout: float = attrs.field(
+        default=30.0,
+        validator=_seconds(positive=True),
+        metadata=_flag("seconds a request body may take, plus 1 s per MiB declared", float),
     )
 
     @staticmethod
