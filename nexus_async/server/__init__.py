@@ -111,6 +111,16 @@ Delivery
     (the endpoint's answer is never returned), "reason" ("" on success, else e.g.
     ``HTTP 500`` or ``ConnectError: ...``)}``.
 
+Destinations
+    Item URLs and webhook endpoints are fetched wherever they point while
+    ``allow_private_addresses`` is on (the default: receivers and item servers of local
+    development run on this machine). Off, each host is resolved and every address
+    must be public: loopback, link-local, private and reserved ones fail the item
+    (``FailedGather``, ``destination refused: ...``) or the delivery (no attempt is made;
+    ``:test`` answers ``attemptCount`` 0) before any connection is opened, and the
+    request is pinned to the address that was checked. Neither ``:test`` nor the job log
+    ever shows what an endpoint answered beyond its status.
+
 Static files
     ``GET {base_url}/static/{path}`` serves ``static_dir`` without auth (404 JSON
     outside it). Item URLs pointing there are fetched over HTTP like any other, so

@@ -47,6 +47,7 @@ from PIL import Image
 
 from ..signing import sign
 from ._clock import now_ms
+from ._egress import Refused, Target, target_of
 from ._predictor import Predictor, check_predictions
 from ._settings import ServerSettings
 from ._state import Job, Project, Webhook
@@ -205,6 +206,9 @@ class Runner:
         if scope is not None:
             scope.cancel()
 
+    async def _target(self, url: str) -> Target:
+        return await target_of(url, allow_private=self.settings.allow_private_addresses)
+
     @staticmethod
     def _deadline(wall_ms: int) -> float:
         return anyio.current_time() + (wall_ms - now_ms()) / 1000.0
@@ -264,7 +268,10 @@ class Runner:
             return decode_data_url(url, limit)
         with anyio.move_on_after(self.settings.gather_timeout):
             try:
-                async with self.client.stream("GET", url) as response:
+                target = await self._target(url)
+                async with self.client.stream(
+                    "GET", target.url, headers=target.headers, extensions=target.extensions
+                ) as response:
                     if not 200 <= response.status_code < 300:
                         raise StageError(f"GET {url} answered HTTP {response.status_code}")
                     declared = response.headers.get("content-length", "")
@@ -278,6 +285,8 @@ class Runner:
                     return bytes(buffer)
             except StageError:
                 raise
+            except Refused as exc:
+                raise StageError(f"destination refused: {exc}") from None
             except Exception as exc:  # httpx errors, and any URL httpx cannot use
                 raise StageError(f"cannot fetch item: {_describe(exc)}") from exc
         raise StageError(f"fetching the item timed out after {self.settings.gather_timeout:g} s")
@@ -380,7 +389,11 @@ class Runner:
                 "webhook-timestamp": str(timestamp),
                 "webhook-signature": sign(webhook.secret, delivery_id, timestamp, body),
             }
-            code, reason = await self._post(webhook.endpoint, body, headers)
+            try:
+                code, reason = await self._post(webhook.endpoint, body, headers)
+            except Refused as exc:  # nothing was sent, and retrying cannot help
+                reason = f"destination refused: {exc}"
+                return DeliveryResult(False, made - 1, 0, reason, _elapsed_ms(started))
             if 200 <= code < 300:
                 return DeliveryResult(True, made, code, "", _elapsed_ms(started))
         return DeliveryResult(False, made, code, reason, _elapsed_ms(started))
@@ -389,11 +402,19 @@ class Runner:
         """One attempt: ``(status or 0, failure reason or "")``.
 
         The answer's body is read (so the connection can be reused) but never kept.
+
+        Raises:
+            Refused: the endpoint is not a destination the server may reach.
         """
         with anyio.move_on_after(self.settings.delivery_timeout):
             try:
+                target = await self._target(endpoint)
                 async with self.client.stream(
-                    "POST", endpoint, content=body, headers=headers
+                    "POST",
+                    target.url,
+                    content=body,
+                    headers={**headers, **target.headers},
+                    extensions=target.extensions,
                 ) as response:
                     seen = 0
                     async for chunk in response.aiter_bytes():
@@ -402,6 +423,8 @@ class Runner:
                             break
                     code = response.status_code
                     return code, "" if 200 <= code < 300 else f"HTTP {code}"
+            except Refused:
+                raise
             except Exception as exc:  # httpx errors, and any URL httpx cannot use
                 return 0, _describe(exc)
         return 0, f"timed out after {self.settings.delivery_timeout:g} s"

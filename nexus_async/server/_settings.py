@@ -123,6 +123,11 @@ class ServerSettings:
             ones fail preprocessing before their pixels are allocated. The default, 4K
             UHD (about 25 MB decoded), is plenty for the default predictor, which
             thumbnails to 512 pixels anyway; raise it for a predictor that needs more.
+        allow_private_addresses: whether item URLs and webhook endpoints may be loopback,
+            link-local, private or other non-public addresses. On (the default) for local
+            development, where receivers and item servers run on this machine; turn it off
+            for a server other people can reach, so that nobody uses it to probe the
+            network behind it (the host is resolved, checked and pinned before connecting).
         body_timeout: seconds a request body may take to arrive, plus one second per
             MiB of its ``Content-Length``; a body still arriving then is answered 408
             (an upload becomes ``FailedUpload``, so a retry can start at once).
@@ -194,6 +199,11 @@ class ServerSettings:
         default=3840 * 2160,
         validator=_integer(1),
         metadata=_flag("largest decoded image, in pixels", int),
+    )
+    allow_private_addresses: bool = attrs.field(
+        default=True,
+        validator=_boolean,
+        metadata=_flag("let jobs and webhook tests reach loopback and private addresses", bool),
     )
     body_timeout: float = attrs.field(
         default=30.0,
