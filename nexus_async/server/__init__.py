@@ -55,6 +55,10 @@ Responses and validation
     ids are never confirmed. ``limit`` outside 1..1000 is 400; ``maxEntries`` above 1000 is
     capped, below 1 is 400; ``minLevel`` is case-insensitive. Webhook secrets must be
     base64 of 24..64 bytes (Standard Webhooks' range; a ``whsec_`` prefix is accepted).
+    A webhook created without ``spec.secret`` gets a fresh one (32 random bytes),
+    returned once, in the create answer only, as ``"secret": {"contents": ...}``; a
+    ``secret`` in a webhook PATCH is 400 naming the ``PUT .../secret`` call (never
+    silently ignored).
     Webhook ``maxRetries`` is 0..20, ``maxBackoffMs`` 0..3,600,000. An ephemeral
     deployment's ``artifactId`` must start with ``artifact_``; there is no artifact store,
     so any such id is accepted and runs the same predictor. A job's destinations must

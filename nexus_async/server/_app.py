@@ -323,7 +323,10 @@ class _Api:
             max_backoff_ms=max_backoff,
         )
         project.webhooks.add(webhook)
-        return _ok(webhook.to_json())
+        created = webhook.to_json()
+        if secret_obj is None:  # the only time a generated secret is shown: keep it
+            created["secret"] = {"contents": secret}
+        return _ok(created)
 
     async def list_webhooks(self, request: Request) -> Response:
         return self._page(request, self._project(request).webhooks, Webhook.to_json)
@@ -338,6 +341,13 @@ class _Api:
         body = await self._body(request)
         name = opt_str(body, "name")
         spec = req_object(body, "spec")
+        for where, holder in (("secret", body), ("spec.secret", spec)):
+            if "secret" in holder:  # never silently ignored: it would look rotated
+                raise Invalid(
+                    f"`{where}` cannot be changed by PATCH; rotate it with PUT"
+                    f" /projects/{project.id}/batch/webhooks/{webhook.id}/secret"
+                    ' and a body {"contents": ...}'
+                )
         endpoint = opt_str(spec, "endpoint", "spec", max_len=2048)
         if endpoint is not None:
             _check_endpoint(endpoint, "spec.endpoint")
@@ -629,15 +639,18 @@ class _Api:
         body = await self._body(request)
         retries = opt_int(body, "maxRetries", minimum=0, maximum=MAX_RETRIES)
         backoff = opt_int(body, "maxBackoffMs", minimum=0, maximum=MAX_BACKOFF_MS)
+        project_id = opt_str(body, "projectId")
         ident = self.core.seed_webhook(
             req_str(body, "endpoint", max_len=2048),
             opt_str(body, "secret"),
             name=opt_str(body, "name") or "seeded",
             max_retries=DEFAULT_MAX_RETRIES if retries is None else retries,
             max_backoff_ms=DEFAULT_MAX_BACKOFF_MS if backoff is None else backoff,
-            project_id=opt_str(body, "projectId"),
+            project_id=project_id,
         )
-        return _ok({"id": ident})
+        # Admin calls may see the secret: a generated one is otherwise nobody's.
+        webhook = self.store.projects[project_id or self.core.project_id].webhook(ident)
+        return _ok({"id": ident, "secret": webhook.secret})
 
     async def log_ties(self, request: Request) -> Response:
         self._admin(request)

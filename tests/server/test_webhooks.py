@@ -29,6 +29,8 @@ def assert_webhook_shape(webhook: dict[str, Any]) -> None:
 
 async def test_crud(client: httpx.AsyncClient, receiver: Receiver) -> None:
     created = await create_webhook(client, receiver.url("/ok"), max_retries=2, max_backoff_ms=50)
+    generated = created.pop("secret")  # shown once, at creation only
+    assert set(generated) == {"contents"}
     assert_webhook_shape(created)
     assert created["retries"] == {"maxRetries": 2, "maxBackoffMs": 50}
     assert (await client.get(f"webhooks/{created['id']}")).json() == created
