@@ -7,15 +7,30 @@ plain JSON dicts written from the spec and does not import the SDK's models: two
 independent readings of the contract check each other. It runs under asyncio and trio
 (hypercorn serves it; the runner uses anyio only).
 
-Public names: :class:`LocalNexus` (serve on a loopback port), :func:`create_app` (the bare
-ASGI app), :func:`serve_asgi` (serve any ASGI app, e.g. a test's webhook receiver, on
-the running backend), :class:`Predictor` / :class:`Prediction` / :class:`Tag` /
-:class:`ForegroundPredictor` / :class:`PredictionError` (the model), :class:`Fault` and
-:class:`RequestRecord` (testing controls), :class:`NexusCore` (what ``create_app`` keeps
-on ``app.state.nexus``; ``LocalNexus`` is one).
+Public names are exactly those in ``__all__`` below, re-exported here with
+``__module__`` set to ``nexus_async.server``: ``LocalNexus`` (serve on a loopback port),
+``create_app`` (the bare ASGI app), ``ServerSettings`` (every option, written once, shared
+by both and by ``nexus-async serve``, whose flags ``ServerSettings.add_arguments``
+writes), ``serve_asgi`` (serve any ASGI app, e.g. a test's webhook
+receiver, on the running backend), ``Predictor`` / ``Prediction`` / ``Tag`` /
+``ForegroundPredictor`` / ``PredictionError`` (the model), ``Fault`` and ``RequestRecord``
+(testing controls), ``NexusCore`` (what ``create_app`` keeps on ``app.state.nexus``;
+``LocalNexus`` is one). Every module of this package is private (its name starts with an
+underscore) and so is every name not listed here, including the domain errors of
+``_errors`` and the layers below:
 
-Decisions where the spec is silent
-----------------------------------
+``_state``
+    the in-memory projects, datasets, webhooks, jobs; no I/O, no HTTP, no cancel scopes.
+``_errors``
+    the domain errors the state and the handlers raise (``Invalid``, ``NotFound``, ...).
+``_app``
+    the routes, and the one table mapping each domain error type to its HTTP status.
+``_runner``
+    the pipeline; it owns every job's task and cancel scope.
+``_settings``, ``_core``, ``_local``, ``_serve``
+    the options, the server without a socket, the server on a socket, hypercorn.
+
+Decisions where the spec is silent:
 
 Upload URL
     ``PUT {base_url}/_nexus/uploads/{token}``; ``token`` is random and needs no
@@ -40,10 +55,25 @@ Responses and validation
     ids are never confirmed. ``limit`` outside 1..1000 is 400; ``maxEntries`` above 1000 is
     capped, below 1 is 400; ``minLevel`` is case-insensitive. Webhook secrets must be
     base64 of 24..64 bytes (Standard Webhooks' range; a ``whsec_`` prefix is accepted).
+    A webhook created without ``spec.secret`` gets a fresh one (32 random bytes),
+    returned once, in the create answer only, as ``"secret": {"contents": ...}``; a
+    ``secret`` in a webhook PATCH is 400 naming the ``PUT .../secret`` call (never
+    silently ignored).
     Webhook ``maxRetries`` is 0..20, ``maxBackoffMs`` 0..3,600,000. An ephemeral
     deployment's ``artifactId`` must start with ``artifact_``; there is no artifact store,
     so any such id is accepted and runs the same predictor. A job's destinations must
     not list one webhook twice.
+
+    Nothing is stored by a call that then fails: input that no response could carry
+    back is refused first, anywhere in a body (values and keys): lone surrogate
+    escapes (``"\\ud800"``), nesting deeper than 32, ``NaN``/``Infinity``, and integers
+    beyond +-(2**53 - 1) (so every timestamp is a real date). Item URLs and webhook
+    endpoints must be http(s) URLs with a host, a port within 1..65535 and no
+    whitespace or control characters. A request body must arrive within
+    ``body_timeout`` (30 s) plus 1 s per MiB declared, else 408 (an upload becomes
+    ``FailedUpload``); a body a handler did not read (a rejected upload) is drained
+    before the answer (up to 64 MiB, else the connection is closed after it), so the
+    client reads the real status instead of a reset.
 
 Cursors
     ``nextPage``/``prevPage`` are ``base64url(json([collection, "next"|"prev",
@@ -79,9 +109,21 @@ Delivery
     afresh (new ``webhook-timestamp``) with the secret as it is then. With several
     destinations an item is ``Delivered`` only if every one accepted it. The ``:test``
     call sends the same shape with ``"jobId": ""``, ``"predictions": []`` and
-    ``"test": true``, follows the webhook's retry policy, and answers
-    ``{"status": "Succeeded"|"Failed", "responseCode" (0 without a response),
-    "latencyMs", "attemptCount", "body" (first 2 KiB), "reason" ("" on success)}``.
+    ``"test": true``, makes exactly one attempt (bounded by ``delivery_timeout``,
+    whatever the retry policy), and answers ``{"status": "Succeeded"|"Failed",
+    "responseCode" (0 without a response), "latencyMs", "attemptCount": 1, "body": ""
+    (the endpoint's answer is never returned), "reason" ("" on success, else e.g.
+    ``HTTP 500`` or ``ConnectError: ...``)}``.
+
+Destinations
+    Item URLs and webhook endpoints are fetched wherever they point while
+    ``allow_private_addresses`` is on (the default: receivers and item servers of local
+    development run on this machine). Off, each host is resolved and every address
+    must be public: loopback, link-local, private and reserved ones fail the item
+    (``FailedGather``, ``destination refused: ...``) or the delivery (no attempt is made;
+    ``:test`` answers ``attemptCount`` 0) before any connection is opened, and the
+    request is pinned to the address that was checked. Neither ``:test`` nor the job log
+    ever shows what an endpoint answered beyond its status.
 
 Static files
     ``GET {base_url}/static/{path}`` serves ``static_dir`` without auth (404 JSON
@@ -96,7 +138,7 @@ ASGI-transport mode
     works). ``LocalNexus.app`` is the app of a running server and needs nothing more.
 
 Fault injection and admin API
-    :meth:`NexusCore.inject_fault` (or ``POST /_nexus/faults`` with the same fields in
+    ``NexusCore.inject_fault`` (or ``POST /_nexus/faults`` with the same fields in
     camelCase) makes the next matching requests answer a status (with optional
     ``Retry-After``), wait first (a wait ends early if the client hangs up), drop the TCP
     connection without any response (the server-side socket is found among the
@@ -111,12 +153,13 @@ Fault injection and admin API
 
 from __future__ import annotations
 
+from ._app import create_app
 from ._core import NexusCore
+from ._faults import Fault, RequestRecord
 from ._local import LocalNexus
+from ._predictor import ForegroundPredictor, Prediction, PredictionError, Predictor, Tag
 from ._serve import serve_asgi
-from .app import create_app
-from .faults import Fault, RequestRecord
-from .predictor import ForegroundPredictor, Prediction, PredictionError, Predictor, Tag
+from ._settings import ServerSettings
 
 __all__ = [
     "Fault",
@@ -127,7 +170,14 @@ __all__ = [
     "PredictionError",
     "Predictor",
     "RequestRecord",
+    "ServerSettings",
     "Tag",
     "create_app",
     "serve_asgi",
 ]
+
+for _name in __all__:  # tracebacks and reprs show the public path
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("nexus_async.server._"):
+        _obj.__module__ = "nexus_async.server"
+del _name, _obj

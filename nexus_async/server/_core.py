@@ -5,22 +5,23 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from pathlib import Path
+from typing import Any
 
 import anyio
 
 from .._crc32c import crc32c_b64
 from ..signing import generate_secret
 from ._clock import now_ms
+from ._errors import Invalid, NotFound
+from ._faults import Fault, FaultBook, RequestLog, RequestRecord
 from ._logstore import LEVELS
-from .faults import Fault, FaultBook, RequestLog, RequestRecord
-from .predictor import ForegroundPredictor, Predictor
-from .runner import Runner, RunnerSettings
-from .state import (
+from ._predictor import ForegroundPredictor
+from ._runner import Runner
+from ._settings import ServerSettings, resolve_settings
+from ._state import (
     DEFAULT_MAX_BACKOFF_MS,
     DEFAULT_MAX_RETRIES,
     Dataset,
@@ -32,9 +33,6 @@ from .state import (
 )
 
 __all__ = ["NexusCore", "check_secret"]
-
-DEFAULT_MAX_BODY_BYTES = 1024 * 1024
-DEFAULT_MAX_UPLOAD_BYTES = 256 * 1024 * 1024
 
 
 def check_secret(secret: str) -> str | None:
@@ -54,47 +52,28 @@ class NexusCore:
     ``LocalNexus`` serves one over HTTP; ``create_app()`` wraps one in an ASGI app whose
     lifespan runs it. The admin methods below are the Python side of the
     ``/_nexus/...`` HTTP controls.
+
+    Args:
+        settings: the server's options (default: all defaults).
+        **overrides: fields of ``ServerSettings`` to change, e.g. ``latency=0.05``.
+
+    Raises:
+        TypeError: an override that is not a ``ServerSettings`` field.
+        ValueError: a bad option value, naming the option.
     """
 
-    def __init__(
-        self,
-        *,
-        secret_key: str | None = None,
-        project_id: str | None = None,
-        predictor: Predictor | None = None,
-        static_dir: str | os.PathLike[str] | None = None,
-        latency: float = 0.0,
-        job_concurrency: int = 8,
-        item_concurrency: int = 16,
-        delivery_timeout: float = 10.0,
-        gather_timeout: float = 10.0,
-        max_item_bytes: int = 20 * 1024 * 1024,
-        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-        max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
-    ) -> None:
-        if not latency >= 0:
-            raise ValueError(f"latency must be >= 0 seconds (got {latency})")
-        if max_body_bytes < 1 or max_upload_bytes < 1:
-            raise ValueError("max_body_bytes and max_upload_bytes must be >= 1")
-        self.static_dir = Path(static_dir).resolve() if static_dir is not None else None
-        if self.static_dir is not None and not self.static_dir.is_dir():
-            raise ValueError(f"static_dir {str(self.static_dir)!r} is not a directory")
+    def __init__(self, settings: ServerSettings | None = None, /, **overrides: Any) -> None:
+        self.settings = resolve_settings(settings, overrides)
         self.store = Store()
-        self._primary = self.store.add_project(project_id, secret_key)
-        self.latency = latency
-        self.max_body_bytes = max_body_bytes
-        self.max_upload_bytes = max_upload_bytes
+        self._primary = self.store.add_project(self.settings.project_id, self.settings.secret_key)
+        self.latency = self.settings.latency
+        """Seconds added before every API answer; starts at ``settings.latency`` and may be
+        changed while the server runs (a testing control, like faults)."""
         self.faults = FaultBook()
         self.request_log = RequestLog()
+        predictor = self.settings.predictor
         self.runner = Runner(
-            RunnerSettings(
-                job_concurrency=job_concurrency,
-                item_concurrency=item_concurrency,
-                delivery_timeout=delivery_timeout,
-                gather_timeout=gather_timeout,
-                max_item_bytes=max_item_bytes,
-            ),
-            predictor if predictor is not None else ForegroundPredictor(),
+            self.settings, predictor if predictor is not None else ForegroundPredictor()
         )
 
     def __repr__(self) -> str:  # never show the key
@@ -109,12 +88,12 @@ class NexusCore:
 
     @property
     def secret_key(self) -> str:
-        """The key of :attr:`project_id`."""
+        """The key of ``project_id``."""
         return self._primary.secret_key
 
     @property
     def deployment_id(self) -> str:
-        """The existing deployment of :attr:`project_id` (``deploy_...``)."""
+        """The existing deployment of ``project_id`` (``deploy_...``)."""
         return self._primary.deployment_id
 
     def _project(self, project_id: str | None) -> Project:
@@ -123,7 +102,7 @@ class NexusCore:
         try:
             return self.store.projects[project_id]
         except KeyError:
-            raise ValueError(f"unknown project {project_id!r}") from None
+            raise NotFound(f"unknown project {project_id!r}") from None
 
     def deployment_of(self, project_id: str) -> str:
         """The existing deployment a project starts with."""
@@ -135,7 +114,8 @@ class NexusCore:
         """Add an isolated project; return ``(project_id, secret_key)``.
 
         Raises:
-            ValueError: the id is malformed or taken, or the key is empty.
+            Invalid: the id is malformed, or the key empty or unprintable.
+            Conflict: the id is taken.
         """
         project = self.store.add_project(project_id, secret_key)
         return project.id, project.secret_key
@@ -172,7 +152,7 @@ class NexusCore:
             path: regular expression searched in the request path (not the query).
             status: answer with this status and ``{"message": "injected fault", "code"}``;
                 None to answer normally (a pure slow-down with ``latency``).
-            times: how many requests to affect; None until :meth:`clear_faults`.
+            times: how many requests to affect; None until ``clear_faults``.
             retry_after: add a ``Retry-After`` header (seconds; fractions are written as
                 decimals, a testing convenience).
             latency: sleep this long (seconds) before answering.
@@ -185,12 +165,12 @@ class NexusCore:
             The registered fault. Faults match in the order they were added.
 
         Raises:
-            ValueError: a malformed pattern or status, or a fault that does nothing.
+            Invalid: a malformed pattern or status, or a fault that does nothing.
         """
         try:
             pattern = re.compile(path)
         except re.error as exc:
-            raise ValueError(f"path is not a valid regular expression: {exc}") from exc
+            raise Invalid(f"path is not a valid regular expression: {exc}") from exc
         fault = Fault(
             method=method,
             path=pattern,
@@ -221,12 +201,17 @@ class NexusCore:
     def seed_dataset(
         self, urls: Sequence[str], name: str = "seeded", *, project_id: str | None = None
     ) -> str:
-        """Add an already ``Uploaded`` dataset of these item URLs; return its id."""
+        """Add an already ``Uploaded`` dataset of these item URLs; return its id.
+
+        Raises:
+            Invalid: a URL the server cannot fetch.
+            NotFound: an unknown ``project_id``.
+        """
         project = self._project(project_id)
         for index, url in enumerate(urls):
             problem = check_item_url(url)
             if problem is not None:
-                raise ValueError(f"urls[{index}]: {problem}")
+                raise Invalid(f"urls[{index}]: {problem}")
         content = "".join(
             json.dumps({"kind": "Image", "url": url}, separators=(",", ":")) + "\n" for url in urls
         ).encode()
@@ -251,14 +236,19 @@ class NexusCore:
         max_backoff_ms: int = DEFAULT_MAX_BACKOFF_MS,
         project_id: str | None = None,
     ) -> str:
-        """Add a webhook (a fresh secret when none is given); return its id."""
+        """Add a webhook (a fresh secret when none is given); return its id.
+
+        Raises:
+            Invalid: a bad endpoint, secret or retry policy.
+            NotFound: an unknown ``project_id``.
+        """
         project = self._project(project_id)
         if (problem := check_endpoint(endpoint)) is not None:
-            raise ValueError(f"endpoint {problem}")
+            raise Invalid(f"endpoint {problem}")
         if secret is not None and (problem := check_secret(secret)) is not None:
-            raise ValueError(f"secret {problem}")
+            raise Invalid(f"secret {problem}")
         if max_retries < 0 or max_backoff_ms < 0:
-            raise ValueError("max_retries and max_backoff_ms must be >= 0")
+            raise Invalid("max_retries and max_backoff_ms must be >= 0")
         webhook = Webhook(
             project_id=project.id,
             name=name,
@@ -284,14 +274,18 @@ class NexusCore:
         Entries are ``ItemPredicted`` / status ``Predicted``; their times start at
         ``start_time`` (default: so that the last one is now) and advance one millisecond
         every ``per_ms`` entries. A million entries take well under a second.
+
+        Raises:
+            NotFound: an unknown job.
+            Invalid: a bad count, ``per_ms`` or level.
         """
         job = self.store.jobs_by_id.get(job_id)
         if job is None:
-            raise ValueError(f"unknown job {job_id!r}")
+            raise NotFound(f"unknown job {job_id!r}")
         if count < 0 or per_ms < 1:
-            raise ValueError("count must be >= 0 and per_ms >= 1")
+            raise Invalid("count must be >= 0 and per_ms >= 1")
         if level not in LEVELS:
-            raise ValueError(f"level must be one of {', '.join(LEVELS)} (got {level!r})")
+            raise Invalid(f"level must be one of {', '.join(LEVELS)} (got {level!r})")
         if start_time is None:
             start_time = now_ms() - (max(count, 1) - 1) // per_ms
         row = ("ItemPredicted", "", "Predicted", 1.0, "")
@@ -306,5 +300,5 @@ class NexusCore:
         faster than ``per_ms`` per millisecond.
         """
         if per_ms is not None and per_ms < 1:
-            raise ValueError(f"per_ms must be >= 1 or None (got {per_ms})")
+            raise Invalid(f"per_ms must be >= 1 or None (got {per_ms})")
         self.store.log_clock.per_ms = per_ms

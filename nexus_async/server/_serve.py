@@ -97,10 +97,19 @@ async def _wait_ready(base_url: str) -> None:
 async def serve_asgi(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
     """Serve ``app`` for the duration of the block; yield its base URL.
 
-    Example::
+    Args:
+        app: any ASGI app (e.g. a test's webhook receiver).
+        host: interface to listen on.
+        port: TCP port; 0 picks a free one, known before serving starts.
 
+    Yields:
+        The base URL, ``http://host:port``, once the server answers.
+
+    Example:
+        ```python
         async with serve_asgi(receiver_app) as url:
             ...  # POST to url
+        ```
     """
     sock = bind_socket(host, port)
     try:

@@ -352,6 +352,8 @@ class Receiver:
 
     async def _image(self, request: Request) -> Response:
         name = request.path_params["name"]
+        self.arrivals[request.url.path] += 1
+        self._notify()
         if name.startswith("slow"):
             await self._hold(request)
         if name not in self.images:

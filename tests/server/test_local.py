@@ -108,4 +108,4 @@ async def test_static_files(tmp_path: Path) -> None:
 )
 def test_bad_arguments(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        LocalNexus(**kwargs)  # type: ignore[arg-type]
+        LocalNexus(**kwargs)

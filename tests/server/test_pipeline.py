@@ -401,7 +401,7 @@ async def test_log_ties_group_runner_entries(
 
 
 def test_static_dir_must_exist(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="not a directory"):
+    with pytest.raises(ValueError, match="`static_dir` must be an existing directory"):
         LocalNexus(static_dir=tmp_path / "missing")
 
 

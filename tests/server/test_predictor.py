@@ -8,7 +8,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from nexus_async.server import ForegroundPredictor, PredictionError, Predictor
-from nexus_async.server.predictor import check_predictions
+from nexus_async.server._predictor import check_predictions
 
 
 def picture(

@@ -1,12 +1,12 @@
 """Fault injection, added latency and the request log: the outermost ASGI layer.
 
-:class:`ControlMiddleware` wraps the whole Starlette app, so it sees every request,
+``ControlMiddleware`` wraps the whole Starlette app, so it sees every request,
 including ones no route matches. For each request that is not an admin call
 (``/_nexus/...`` except uploads) it:
 
-1. appends a :class:`RequestRecord` to the request log (static files excepted, since the
+1. appends a ``RequestRecord`` to the request log (static files excepted, since the
    runner fetches items from there and would flood it),
-2. takes the first matching :class:`Fault`, if any,
+2. takes the first matching ``Fault``, if any,
 3. sleeps the server-wide ``latency`` (API and upload calls only) plus the fault's
    ``latency``, ending early if the client hangs up meanwhile (then nothing is answered),
 4. applies the fault: answer with its ``status`` (``{"message": "injected fault",
@@ -15,7 +15,7 @@ including ones no route matches. For each request that is not an admin call
    that a POST reached the server although the client saw an error.
 
 Dropping really closes the TCP connection without any HTTP response. ASGI offers no way
-to do that, so :func:`drop_connection` finds the server-side socket of this connection
+to do that, so ``drop_connection`` finds the server-side socket of this connection
 among the process's file descriptors by its (local, peer) address pair and shuts it down;
 the client reads EOF before any status line (httpx: ``RemoteProtocolError``). Without a
 socket (``httpx.ASGITransport``) it raises that same ``httpx.RemoteProtocolError`` from
@@ -40,7 +40,8 @@ import httpx
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._clock import new_id
-from ._errors import error_json
+from ._errors import Invalid
+from ._responses import error_json
 
 __all__ = [
     "ControlMiddleware",
@@ -60,7 +61,7 @@ def is_admin_path(path: str) -> bool:
 
 @dataclass
 class Fault:
-    """One injected fault; see :meth:`NexusCore.inject_fault` for the meaning of each field."""
+    """One injected fault; see ``NexusCore.inject_fault`` for the meaning of each field."""
 
     method: str | None
     path: re.Pattern[str]
@@ -78,15 +79,15 @@ class Fault:
             if self.method in ("*", "ANY"):
                 self.method = None
         if self.status is not None and not 100 <= self.status <= 599:
-            raise ValueError(f"status must be an HTTP status code (got {self.status})")
+            raise Invalid(f"status must be an HTTP status code (got {self.status})")
         if self.status is None and not self.drop and self.latency is None:
-            raise ValueError("a fault needs a status, drop=True or a latency")
+            raise Invalid("a fault needs a status, drop=True or a latency")
         if self.times is not None and self.times < 1:
-            raise ValueError(f"times must be >= 1 or None for unlimited (got {self.times})")
+            raise Invalid(f"times must be >= 1 or None for unlimited (got {self.times})")
         for name in ("retry_after", "latency"):
             value = getattr(self, name)
             if value is not None and (not math.isfinite(value) or value < 0):
-                raise ValueError(f"{name} must be a finite number >= 0 (got {value})")
+                raise Invalid(f"{name} must be a finite number >= 0 (got {value})")
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method == method) and bool(self.path.search(path))

@@ -1,10 +1,10 @@
 """The batch pipeline, under structured concurrency.
 
-:meth:`Runner.run` owns one ``httpx.AsyncClient`` and one task group; it is started with
+``Runner.run`` owns one ``httpx.AsyncClient`` and one task group; it is started with
 ``await task_group.start(runner.run)`` by whoever owns the server (``LocalNexus`` or the
 app's lifespan) and everything it does ends when that task group is cancelled.
 
-Each job is one task in that group::
+Each job is one task in that group:
 
     with CancelScope(deadline=stopAtTime)        # cancel() or the stop time end it
         sleep until startAtTime                  # overview Waiting, message Waiting
@@ -20,7 +20,7 @@ for the GIL), both stages in one hop since a hop costs more than decoding a smal
 Their outcomes are still recorded one after the other, each with its own duration.
 Everything else is anyio only, so the runner works under asyncio and trio alike.
 
-Every stage outcome is recorded through :meth:`Job.record`, which refuses changes once the
+Every stage outcome is recorded through ``Job.record``, which refuses changes once the
 job is terminal; so a cancel takes effect the instant the PATCH is handled, and an item
 finishing in a thread a moment later cannot bump a counter.
 """
@@ -47,36 +47,18 @@ from PIL import Image
 
 from ..signing import sign
 from ._clock import now_ms
-from .predictor import Predictor, check_predictions
-from .state import Job, Project, Webhook
+from ._egress import Refused, Target, target_of
+from ._predictor import Predictor, check_predictions
+from ._settings import ServerSettings
+from ._state import Job, Project, Webhook
 
-__all__ = ["DeliveryResult", "Runner", "RunnerSettings", "backoff_ms"]
+__all__ = ["DeliveryResult", "Runner", "backoff_ms"]
 
 logger = logging.getLogger("nexus_async.server")
 
 BACKOFF_BASE_MS = 250
-_BODY_SNIPPET = 2048
+_RESPONSE_READ = 64 * 1024  # read past this, the connection is closed instead
 USER_AGENT = "nexus-async-local-server"
-
-
-@dataclass(frozen=True)
-class RunnerSettings:
-    """Limits of the pipeline (see ``LocalNexus`` for their meaning and defaults)."""
-
-    job_concurrency: int = 8
-    item_concurrency: int = 16
-    delivery_timeout: float = 10.0
-    gather_timeout: float = 10.0
-    max_item_bytes: int = 20 * 1024 * 1024
-    max_image_pixels: int = 50_000_000
-
-    def __post_init__(self) -> None:
-        for name in ("job_concurrency", "item_concurrency", "max_item_bytes", "max_image_pixels"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)})")
-        for name in ("delivery_timeout", "gather_timeout"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0 seconds (got {getattr(self, name)})")
 
 
 @dataclass(frozen=True)
@@ -86,7 +68,6 @@ class DeliveryResult:
     ok: bool
     attempts: int
     response_code: int
-    body: str
     reason: str
     latency_ms: float
 
@@ -117,11 +98,21 @@ def _elapsed_ms(start: float) -> float:
 
 
 def _ms_since(start: float) -> float:
-    """Like :func:`_elapsed_ms`, for worker threads (no event loop clock there)."""
+    """Like ``_elapsed_ms``, for worker threads (no event loop clock there)."""
     return round((time.perf_counter() - start) * 1000.0, 3)
 
 
 def _describe(exc: BaseException) -> str:
+    """``Type: message`` of the error that really happened.
+
+    An exception group (a task group's "unhandled errors in a TaskGroup") says nothing by
+    itself: its first leaf is described instead.
+    """
+    for _ in range(10):  # bounded: groups may nest
+        inner = getattr(exc, "exceptions", None)
+        if not isinstance(inner, tuple) or not inner or not isinstance(inner[0], BaseException):
+            break
+        exc = inner[0]
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
@@ -148,12 +139,14 @@ def decode_data_url(url: str, max_bytes: int) -> bytes:
 class Runner:
     """Runs jobs; also performs webhook test calls with the same delivery code."""
 
-    def __init__(self, settings: RunnerSettings, predictor: Predictor) -> None:
+    def __init__(self, settings: ServerSettings, predictor: Predictor) -> None:
         self.settings = settings
         self.predictor = predictor
         self._client: httpx.AsyncClient | None = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._job_slots = anyio.CapacityLimiter(settings.job_concurrency)
+        # One cancel scope per job that has not ended: cancel() and the stop time end it.
+        self._scopes: dict[str, anyio.CancelScope] = {}
         # CPU stages get one thread per core: more threads only fight over the GIL.
         self._cpu = anyio.CapacityLimiter(os.cpu_count() or 1)
 
@@ -193,13 +186,28 @@ class Runner:
         """Start running ``job`` (in the runner's task group)."""
         if self._tg is None:
             raise RuntimeError("the runner is not running")
-        job.cancel_scope = anyio.CancelScope(deadline=self._deadline(job.stop_at))
+        self._scopes[job.id] = anyio.CancelScope(deadline=self._deadline(job.stop_at))
         self._tg.start_soon(self._run_job, project, job, name=f"nexus_async.server.job {job.id}")
 
     def restop(self, job: Job) -> None:
         """The job's stop time moved (a PATCH with a future stopAtTime)."""
-        if job.cancel_scope is not None:
-            job.cancel_scope.deadline = self._deadline(job.stop_at)
+        scope = self._scopes.get(job.id)
+        if scope is not None:
+            scope.deadline = self._deadline(job.stop_at)
+
+    def cancel(self, job: Job, at: int) -> None:
+        """Cancel ``job`` now (the cancel PATCH, or a delete); nothing if it has ended.
+
+        The state changes first, so the job is terminal the instant the request is
+        handled; then its items in flight are cancelled.
+        """
+        job.cancel(at)
+        scope = self._scopes.get(job.id)
+        if scope is not None:
+            scope.cancel()
+
+    async def _target(self, url: str) -> Target:
+        return await target_of(url, allow_private=self.settings.allow_private_addresses)
 
     @staticmethod
     def _deadline(wall_ms: int) -> float:
@@ -208,21 +216,23 @@ class Runner:
     # ------------------------------------------------------------------------ jobs
 
     async def _run_job(self, project: Project, job: Job) -> None:
-        scope = job.cancel_scope
-        assert scope is not None
-        with scope:
-            delay = (job.start_at - now_ms()) / 1000.0
-            if delay > 0:
-                await anyio.sleep(delay)
-            async with self._job_slots:
-                job.begin()
-                logger.info("job %s started: %d items", job.id, len(job.items))
-                indices = iter(range(len(job.items)))
-                workers = min(self.settings.item_concurrency, len(job.items))
-                async with anyio.create_task_group() as tg:
-                    for _ in range(workers):
-                        tg.start_soon(self._worker, project, job, indices)
-            job.finish()
+        scope = self._scopes[job.id]
+        try:
+            with scope:
+                delay = (job.start_at - now_ms()) / 1000.0
+                if delay > 0:
+                    await anyio.sleep(delay)
+                async with self._job_slots:
+                    job.begin()
+                    logger.info("job %s started: %d items", job.id, len(job.items))
+                    indices = iter(range(len(job.items)))
+                    workers = min(self.settings.item_concurrency, len(job.items))
+                    async with anyio.create_task_group() as tg:
+                        for _ in range(workers):
+                            tg.start_soon(self._worker, project, job, indices)
+                job.finish()
+        finally:
+            del self._scopes[job.id]
         if scope.cancelled_caught and not job.terminal:
             job.expire()
         logger.info("job %s ended: %s (%s)", job.id, job.overview, job.message)
@@ -258,7 +268,10 @@ class Runner:
             return decode_data_url(url, limit)
         with anyio.move_on_after(self.settings.gather_timeout):
             try:
-                async with self.client.stream("GET", url) as response:
+                target = await self._target(url)
+                async with self.client.stream(
+                    "GET", target.url, headers=target.headers, extensions=target.extensions
+                ) as response:
                     if not 200 <= response.status_code < 300:
                         raise StageError(f"GET {url} answered HTTP {response.status_code}")
                     declared = response.headers.get("content-length", "")
@@ -272,6 +285,8 @@ class Runner:
                     return bytes(buffer)
             except StageError:
                 raise
+            except Refused as exc:
+                raise StageError(f"destination refused: {exc}") from None
             except Exception as exc:  # httpx errors, and any URL httpx cannot use
                 raise StageError(f"cannot fetch item: {_describe(exc)}") from exc
         raise StageError(f"fetching the item timed out after {self.settings.gather_timeout:g} s")
@@ -279,8 +294,11 @@ class Runner:
     def _decode(self, data: bytes) -> Image.Image:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
-            if width * height > self.settings.max_image_pixels:
-                raise ValueError(f"image of {width}x{height} pixels is too large")
+            cap = self.settings.max_image_pixels
+            if width * height > cap:  # checked on the header, before any pixel is decoded
+                raise ValueError(
+                    f"image of {width}x{height} pixels is larger than max_image_pixels ({cap})"
+                )
             image.load()
             converted: Image.Image = image.convert("RGB")
             return converted
@@ -341,22 +359,29 @@ class Runner:
                     tg.start_soon(one, webhook_id)
         return reasons
 
-    async def deliver(self, webhook: Webhook, payload: dict[str, Any]) -> DeliveryResult:
+    async def deliver(
+        self, webhook: Webhook, payload: dict[str, Any], *, attempts: int | None = None
+    ) -> DeliveryResult:
         """POST one signed payload, retrying per the webhook's policy.
 
         The body and ``webhook-id`` (= ``payload["deliveryId"]``) are the same on every
         attempt; the timestamp and signature are made afresh, with the webhook's secret as
         it is at that attempt (a rotation applies to the next attempt).
+
+        Args:
+            webhook: the destination.
+            payload: the JSON body.
+            attempts: at most this many attempts; default ``maxRetries + 1``.
         """
         body = json.dumps(payload, separators=(",", ":")).encode()
         delivery_id = str(payload["deliveryId"])
         started = anyio.current_time()
-        code, text, reason = 0, "", ""
-        attempts = 0
-        for attempt in range(webhook.max_retries + 1):
+        code, reason = 0, ""
+        made = 0
+        for attempt in range(webhook.max_retries + 1 if attempts is None else attempts):
             if attempt:
                 await anyio.sleep(backoff_ms(attempt, webhook.max_backoff_ms) / 1000.0)
-            attempts += 1
+            made += 1
             timestamp = int(time.time())
             headers = {
                 "content-type": "application/json",
@@ -364,34 +389,53 @@ class Runner:
                 "webhook-timestamp": str(timestamp),
                 "webhook-signature": sign(webhook.secret, delivery_id, timestamp, body),
             }
-            code, text, reason = await self._post(webhook.endpoint, body, headers)
+            try:
+                code, reason = await self._post(webhook.endpoint, body, headers)
+            except Refused as exc:  # nothing was sent, and retrying cannot help
+                reason = f"destination refused: {exc}"
+                return DeliveryResult(False, made - 1, 0, reason, _elapsed_ms(started))
             if 200 <= code < 300:
-                return DeliveryResult(True, attempts, code, text, "", _elapsed_ms(started))
-        return DeliveryResult(False, attempts, code, text, reason, _elapsed_ms(started))
+                return DeliveryResult(True, made, code, "", _elapsed_ms(started))
+        return DeliveryResult(False, made, code, reason, _elapsed_ms(started))
 
-    async def _post(
-        self, endpoint: str, body: bytes, headers: dict[str, str]
-    ) -> tuple[int, str, str]:
-        """One attempt: ``(status or 0, start of the response body, failure reason)``."""
+    async def _post(self, endpoint: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
+        """One attempt: ``(status or 0, failure reason or "")``.
+
+        The answer's body is read (so the connection can be reused) but never kept.
+
+        Raises:
+            Refused: the endpoint is not a destination the server may reach.
+        """
         with anyio.move_on_after(self.settings.delivery_timeout):
             try:
+                target = await self._target(endpoint)
                 async with self.client.stream(
-                    "POST", endpoint, content=body, headers=headers
+                    "POST",
+                    target.url,
+                    content=body,
+                    headers={**headers, **target.headers},
+                    extensions=target.extensions,
                 ) as response:
-                    snippet = bytearray()
+                    seen = 0
                     async for chunk in response.aiter_bytes():
-                        snippet += chunk
-                        if len(snippet) >= _BODY_SNIPPET:
+                        seen += len(chunk)
+                        if seen > _RESPONSE_READ:
                             break
-                    text = bytes(snippet[:_BODY_SNIPPET]).decode("utf-8", "replace")
                     code = response.status_code
-                    return code, text, "" if 200 <= code < 300 else f"HTTP {code}"
+                    return code, "" if 200 <= code < 300 else f"HTTP {code}"
+            except Refused:
+                raise
             except Exception as exc:  # httpx errors, and any URL httpx cannot use
-                return 0, "", _describe(exc)
-        return 0, "", f"timed out after {self.settings.delivery_timeout:g} s"
+                return 0, _describe(exc)
+        return 0, f"timed out after {self.settings.delivery_timeout:g} s"
 
     async def test_webhook(self, project: Project, webhook: Webhook) -> dict[str, Any]:
-        """The ``:test`` call: a signed sample delivery with the webhook's retry policy."""
+        """The ``:test`` call: one signed sample delivery, whatever the retry policy.
+
+        One attempt bounds the call by ``delivery_timeout`` (the whole retry schedule can
+        take hours). Only the outcome and timing are returned, never the answer's body:
+        the server must not read internal services for its callers.
+        """
         payload = {
             "jobId": "",
             "projectId": project.id,
@@ -401,13 +445,13 @@ class Runner:
             "predictions": [],
             "test": True,
         }
-        result = await self.deliver(webhook, payload)
+        result = await self.deliver(webhook, payload, attempts=1)
         return {
             "status": "Succeeded" if result.ok else "Failed",
             "responseCode": result.response_code,
             # Whole milliseconds: clients of the hosted API decode this field as an integer.
             "latencyMs": round(result.latency_ms),
             "attemptCount": result.attempts,
-            "body": result.body,
+            "body": "",  # the spec's field, always empty (see above)
             "reason": result.reason,
         }

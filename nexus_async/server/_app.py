@@ -1,8 +1,9 @@
 """HTTP routes of the local Nexus: request parsing -> state and runner -> JSON.
 
-Every error, whether raised here (:class:`ApiError`), by Starlette's routing (404 unknown
-route, 405 wrong method) or by a bug (500), leaves through one set of exception handlers
-and has the spec's shape ``{"message", "code"}``.
+Every error leaves through one set of exception handlers with the spec's shape
+``{"message", "code"}``: a domain error from the state or the handlers (its status chosen
+by its type, in ``STATUS``), Starlette's routing (404 unknown route, 405 wrong method), or
+a bug (500).
 """
 
 from __future__ import annotations
@@ -25,9 +26,21 @@ from starlette.routing import BaseRoute, Route
 
 from .._crc32c import Crc32c
 from ..signing import generate_secret
+from ._bodies import BodyGuard
 from ._clock import new_id, now_ms
 from ._core import NexusCore, check_secret
-from ._errors import ApiError, error_json
+from ._errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    TimedOut,
+    TooLarge,
+    Unauthenticated,
+    Unavailable,
+)
+from ._faults import ControlMiddleware
 from ._logstore import LEVELS
 from ._parse import (
     opt_int,
@@ -40,8 +53,9 @@ from ._parse import (
     req_object,
     req_str,
 )
-from .faults import ControlMiddleware
-from .state import (
+from ._responses import error_json
+from ._settings import ServerSettings
+from ._state import (
     DAY_MS,
     DEFAULT_MAX_BACKOFF_MS,
     DEFAULT_MAX_RETRIES,
@@ -65,7 +79,6 @@ Handler = Callable[[Request], Awaitable[Response]]
 PAGE_LIMIT = 1000
 MAX_RETRIES = 20
 MAX_BACKOFF_MS = 3_600_000
-_DRAIN_LIMIT = 64 * 1024 * 1024
 _INLINE_READ = 256 * 1024
 _LEVEL_NAMES = {level.lower(): level for level in LEVELS}
 
@@ -81,37 +94,29 @@ def _base_url(request: Request) -> str:
 def _check_endpoint(url: str, path: str) -> str:
     problem = check_endpoint(url)
     if problem is not None:
-        raise ApiError(400, f"`{path}` {problem}")
+        raise Invalid(f"`{path}` {problem}")
     return url
 
 
-async def _drain(request: Request, budget: int) -> None:
-    """Read and drop what is left of a request body, so the client reads our answer."""
-    seen = 0
-    async for chunk in request.stream():
-        seen += len(chunk)
-        if seen > budget:
-            break
-
-
 async def _read_body(request: Request, limit: int) -> bytes:
-    """The whole body, or 413 once it passes ``limit`` bytes."""
-    too_large = ApiError(413, f"the request body is larger than {limit} bytes")
+    """The whole body, or ``TooLarge`` once it passes ``limit`` bytes.
+
+    What is left unread is drained by ``BodyGuard`` before the answer goes out.
+    """
+    too_large = TooLarge(f"the request body is larger than {limit} bytes")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        await _drain(request, _DRAIN_LIMIT)
         raise too_large
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            await _drain(request, _DRAIN_LIMIT)
             raise too_large
     return bytes(body)
 
 
 class _Api:
-    """The route handlers, bound to one :class:`NexusCore`."""
+    """The route handlers, bound to one ``NexusCore``."""
 
     def __init__(self, core: NexusCore) -> None:
         self.core = core
@@ -120,7 +125,7 @@ class _Api:
     # ------------------------------------------------------------------------ helpers
 
     async def _body(self, request: Request) -> JSON:
-        return parse_json_object(await _read_body(request, self.core.max_body_bytes))
+        return parse_json_object(await _read_body(request, self.core.settings.max_body_bytes))
 
     def _project(self, request: Request) -> Project:
         return self.store.authenticate(
@@ -147,8 +152,7 @@ class _Api:
 
     def _require_runner(self) -> None:
         if not self.core.runner.running:
-            raise ApiError(
-                503,
+            raise Unavailable(
                 "the local Nexus runner is not running: serve the app with its lifespan, "
                 "enter `async with app.router.lifespan_context(app)`, or use LocalNexus",
                 code="runner_not_running",
@@ -164,8 +168,8 @@ class _Api:
         source = req_object(spec, "source", "spec")
         kind = req_str(source, "kind", "spec.source")
         if kind != "UploadedNewlineDelimitedJsonFile":
-            raise ApiError(
-                400, f'`spec.source.kind` must be "UploadedNewlineDelimitedJsonFile" (got {kind!r})'
+            raise Invalid(
+                f'`spec.source.kind` must be "UploadedNewlineDelimitedJsonFile" (got {kind!r})'
             )
         size = req_int(source, "sizeBytes", "spec.source", minimum=0)
         crc = req_str(source, "crc32c", "spec.source", max_len=16)
@@ -174,14 +178,13 @@ class _Api:
         except (binascii.Error, ValueError):
             valid_crc = False
         if not valid_crc:
-            raise ApiError(
-                400, f"`spec.source.crc32c` must be the base64 of a 4-byte CRC32C (got {crc!r})"
+            raise Invalid(
+                f"`spec.source.crc32c` must be the base64 of a 4-byte CRC32C (got {crc!r})"
             )
-        if size > self.core.max_upload_bytes:
-            raise ApiError(
-                413,
+        if size > self.core.settings.max_upload_bytes:
+            raise TooLarge(
                 f"`spec.source.sizeBytes` {size} exceeds the limit of"
-                f" {self.core.max_upload_bytes} bytes",
+                f" {self.core.settings.max_upload_bytes} bytes",
             )
         dataset = Dataset(project_id=project.id, name=name, size_bytes=size, crc32c=crc)
         self.store.add_dataset(project, dataset)
@@ -206,14 +209,14 @@ class _Api:
         """``PUT /_nexus/uploads/{token}``: the dataset file, checked and processed."""
         dataset = self.store.uploads.get(request.path_params["token"])
         if dataset is None:
-            raise ApiError(404, "unknown upload URL (the dataset may have been deleted)")
+            raise NotFound("unknown upload URL (the dataset may have been deleted)")
         if now_ms() > dataset.upload_expires:
-            raise ApiError(403, "the upload URL has expired")
+            raise Forbidden("the upload URL has expired")
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         wanted_type = dataset.upload_headers["Content-Type"]
         if media_type != wanted_type:
-            raise ApiError(
-                400, f"header Content-Type must be {wanted_type!r} (got {media_type or None!r})"
+            raise Invalid(
+                f"header Content-Type must be {wanted_type!r} (got {media_type or None!r})"
             )
         goog_hash = {
             key.strip().lower(): value.strip()
@@ -222,18 +225,18 @@ class _Api:
             )
         }
         if goog_hash.get("crc32c") != dataset.crc32c:
-            raise ApiError(
-                400, f"header x-goog-hash must carry crc32c={dataset.crc32c} (the declared crc32c)"
+            raise Invalid(
+                f"header x-goog-hash must carry crc32c={dataset.crc32c} (the declared crc32c)"
             )
         if dataset.overview in ("Uploading", "Processing"):
-            raise ApiError(409, f"an upload of this dataset is in progress ({dataset.overview})")
+            raise Conflict(f"an upload of this dataset is in progress ({dataset.overview})")
         # A retry after a lost response re-sends the same file: check it, change nothing.
         repeat = dataset.overview in ("Uploaded", "FailedProcessing")
         if not repeat:
             dataset.set_status("Uploading", "Receiving the file")
         try:
             content = await self._receive_file(request, dataset)
-        except ApiError as exc:
+        except DomainError as exc:
             if not repeat:
                 dataset.set_status("FailedUpload", exc.message)
             raise
@@ -245,32 +248,33 @@ class _Api:
         dataset.set_status("Processing", "Reading items")
         try:  # a big file takes a while to parse: keep the event loop free meanwhile
             dataset.items = await anyio.to_thread.run_sync(parse_items, content)
-        except ValueError as exc:
-            dataset.set_status("FailedProcessing", str(exc))
+        except Invalid as exc:
+            dataset.set_status("FailedProcessing", exc.message)
             logger.info("dataset %s failed processing: %s", dataset.id, exc)
         else:
             dataset.set_status("Uploaded", "Uploaded")
+        finally:  # never left Processing, whatever happened (a bug, a cancelled request)
+            if dataset.overview == "Processing":
+                dataset.set_status("FailedProcessing", "the items could not be read")
         return Response(status_code=200)
 
     async def _receive_file(self, request: Request, dataset: Dataset) -> bytes:
         size = dataset.size_bytes
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) != size:
-            await _drain(request, _DRAIN_LIMIT)
-            raise ApiError(400, f"Content-Length {declared} differs from sizeBytes {size}")
+            raise Invalid(f"Content-Length {declared} differs from sizeBytes {size}")
         hasher = Crc32c()
         content = bytearray()
         async for chunk in request.stream():
             content += chunk
             if len(content) > size:
-                await _drain(request, _DRAIN_LIMIT)
-                raise ApiError(400, f"the file is larger than the declared sizeBytes {size}")
+                raise Invalid(f"the file is larger than the declared sizeBytes {size}")
             hasher.update(chunk)
         if len(content) != size:
-            raise ApiError(400, f"the file has {len(content)} bytes, not the declared {size}")
+            raise Invalid(f"the file has {len(content)} bytes, not the declared {size}")
         if hasher.b64() != dataset.crc32c:
-            raise ApiError(
-                400, f"the file's crc32c {hasher.b64()} differs from the declared {dataset.crc32c}"
+            raise Invalid(
+                f"the file's crc32c {hasher.b64()} differs from the declared {dataset.crc32c}"
             )
         return bytes(content)
 
@@ -296,7 +300,7 @@ class _Api:
         problem = check_secret(value)
         if problem is not None:
             where = f"{prefix}.contents" if prefix else "contents"
-            raise ApiError(400, f"`{where}` {problem}")
+            raise Invalid(f"`{where}` {problem}")
         return value
 
     async def create_webhook(self, request: Request) -> Response:
@@ -319,7 +323,10 @@ class _Api:
             max_backoff_ms=max_backoff,
         )
         project.webhooks.add(webhook)
-        return _ok(webhook.to_json())
+        created = webhook.to_json()
+        if secret_obj is None:  # the only time a generated secret is shown: keep it
+            created["secret"] = {"contents": secret}
+        return _ok(created)
 
     async def list_webhooks(self, request: Request) -> Response:
         return self._page(request, self._project(request).webhooks, Webhook.to_json)
@@ -334,6 +341,13 @@ class _Api:
         body = await self._body(request)
         name = opt_str(body, "name")
         spec = req_object(body, "spec")
+        for where, holder in (("secret", body), ("spec.secret", spec)):
+            if "secret" in holder:  # never silently ignored: it would look rotated
+                raise Invalid(
+                    f"`{where}` cannot be changed by PATCH; rotate it with PUT"
+                    f" /projects/{project.id}/batch/webhooks/{webhook.id}/secret"
+                    ' and a body {"contents": ...}'
+                )
         endpoint = opt_str(spec, "endpoint", "spec", max_len=2048)
         if endpoint is not None:
             _check_endpoint(endpoint, "spec.endpoint")
@@ -378,8 +392,7 @@ class _Api:
             ident = req_str(deployment, "deploymentId", "spec.deployment")
             return {"kind": kind, "deploymentId": ident}, False
         if kind != "NewEphemeralDeployment":
-            raise ApiError(
-                400,
+            raise Invalid(
                 '`spec.deployment.kind` must be "ExistingDeployment" or "NewEphemeralDeployment"'
                 f" (got {kind!r})",
             )
@@ -387,9 +400,7 @@ class _Api:
         template = req_object(deployment, "template", "spec.deployment")
         artifact = req_str(template, "artifactId", prefix)
         if not artifact.startswith("artifact_"):
-            raise ApiError(
-                400, f"`{prefix}.artifactId` must start with 'artifact_' (got {artifact!r})"
-            )
+            raise Invalid(f"`{prefix}.artifactId` must start with 'artifact_' (got {artifact!r})")
         normalised: JSON = {"artifactId": artifact}
         for key in ("name", "region", "versionTag", "instanceId"):
             value = opt_str(template, key, prefix)
@@ -407,9 +418,7 @@ class _Api:
                 isinstance(group, str)
                 or (isinstance(group, list) and all(isinstance(g, str) for g in group))
             ):
-                raise ApiError(
-                    400, f"`{where}.evaluationGroup` must be a string or a list of strings"
-                )
+                raise Invalid(f"`{where}.evaluationGroup` must be a string or a list of strings")
             if strategy is not None:
                 checked["evaluationStrategy"] = strategy
             if threshold is not None:
@@ -425,18 +434,18 @@ class _Api:
         destinations = delivery.get("destinations")
         path = "spec.resultDelivery.destinations"
         if not isinstance(destinations, list) or not destinations:
-            raise ApiError(400, f"`{path}` must be a non-empty array")
+            raise Invalid(f"`{path}` must be a non-empty array")
         ids: list[str] = []
         for index, item in enumerate(destinations):
             where = f"{path}[{index}]"
             if not isinstance(item, dict):
-                raise ApiError(400, f"`{where}` must be an object")
+                raise Invalid(f"`{where}` must be an object")
             kind = req_str(item, "kind", where)
             if kind != "Webhook":
-                raise ApiError(400, f'`{where}.kind` must be "Webhook" (got {kind!r})')
+                raise Invalid(f'`{where}.kind` must be "Webhook" (got {kind!r})')
             ident = req_str(item, "webhookId", where)
             if ident in ids:
-                raise ApiError(400, f"`{where}.webhookId` {ident!r} is listed twice")
+                raise Invalid(f"`{where}.webhookId` {ident!r} is listed twice")
             ids.append(ident)
         return ids
 
@@ -454,20 +463,18 @@ class _Api:
         stop = opt_int(spec, "stopAtTime", "spec", minimum=0)
         stop = start + 3 * DAY_MS if stop is None else stop
         if stop <= start:
-            raise ApiError(
-                400, f"`spec.stopAtTime` ({stop}) must be after `spec.startAtTime` ({start})"
-            )
+            raise Invalid(f"`spec.stopAtTime` ({stop}) must be after `spec.startAtTime` ({start})")
         # The body is well-formed; now check what it refers to.
         dataset = project.dataset(dataset_id)
         if not ephemeral and deployment["deploymentId"] not in project.deployments:
-            raise ApiError(
-                404, f"deployment {deployment['deploymentId']!r} not found in project {project.id}"
+            raise NotFound(
+                f"deployment {deployment['deploymentId']!r} not found in project {project.id}"
             )
         for ident in webhook_ids:
             project.webhook(ident)
         if dataset.overview != "Uploaded":
-            raise ApiError(
-                409, f"dataset {dataset.id} is {dataset.overview}, not Uploaded: {dataset.message}"
+            raise Conflict(
+                f"dataset {dataset.id} is {dataset.overview}, not Uploaded: {dataset.message}"
             )
         self._require_runner()
         if ephemeral:
@@ -508,11 +515,11 @@ class _Api:
             return _ok(job.to_json())  # terminal states never change
         now = now_ms()
         if stop <= now:
-            job.cancel(now)
+            self.core.runner.cancel(job, now)
             logger.info("job %s cancelled", job.id)
         elif stop <= job.start_at:
-            raise ApiError(
-                400, f"`spec.stopAtTime` ({stop}) must be after `spec.startAtTime` ({job.start_at})"
+            raise Invalid(
+                f"`spec.stopAtTime` ({stop}) must be after `spec.startAtTime` ({job.start_at})"
             )
         else:
             job.stop_at = stop
@@ -523,7 +530,7 @@ class _Api:
     async def delete_job(self, request: Request) -> Response:
         project = self._project(request)
         job = project.job(request.path_params["job_id"])
-        job.cancel(now_ms())  # no-op when already terminal
+        self.core.runner.cancel(job, now_ms())  # no-op when already terminal
         self.store.remove_job(project, job)
         return _ok({"id": job.id, "deleted": True})
 
@@ -537,8 +544,7 @@ class _Api:
         raw_level = query.get("minLevel") or "Debug"
         level = _LEVEL_NAMES.get(raw_level.lower())
         if level is None:
-            raise ApiError(
-                400,
+            raise Invalid(
                 f"query parameter `minLevel` must be one of {', '.join(LEVELS)}"
                 f" (got {raw_level!r})",
             )
@@ -556,25 +562,22 @@ class _Api:
         body = await self._body(request)
         method = body.get("method", "GET")
         if method is not None and not isinstance(method, str):
-            raise ApiError(400, "`method` must be a string or null")
+            raise Invalid("`method` must be a string or null")
         drop = body.get("drop", False)
         after_handling = body.get("afterHandling", False)
         if not isinstance(drop, bool) or not isinstance(after_handling, bool):
-            raise ApiError(400, "`drop` and `afterHandling` must be booleans")
+            raise Invalid("`drop` and `afterHandling` must be booleans")
         status = 503 if "status" not in body else opt_int(body, "status", minimum=100, maximum=599)
-        try:
-            fault = self.core.inject_fault(
-                method=method,
-                path=opt_str(body, "path") or ".*",
-                status=status,
-                times=opt_int(body, "times", minimum=1) if "times" in body else 1,
-                retry_after=opt_number(body, "retryAfter", minimum=0),
-                latency=opt_number(body, "latency", minimum=0),
-                drop=drop,
-                after_handling=after_handling,
-            )
-        except ValueError as exc:
-            raise ApiError(400, str(exc)) from exc
+        fault = self.core.inject_fault(
+            method=method,
+            path=opt_str(body, "path") or ".*",
+            status=status,
+            times=opt_int(body, "times", minimum=1) if "times" in body else 1,
+            retry_after=opt_number(body, "retryAfter", minimum=0),
+            latency=opt_number(body, "latency", minimum=0),
+            drop=drop,
+            after_handling=after_handling,
+        )
         return _ok(fault.to_json())
 
     async def clear_faults(self, request: Request) -> Response:
@@ -595,12 +598,9 @@ class _Api:
     async def add_project(self, request: Request) -> Response:
         self._admin(request)
         body = await self._body(request)
-        try:
-            project_id, key = self.core.add_project(
-                opt_str(body, "projectId"), opt_str(body, "secretKey")
-            )
-        except ValueError as exc:
-            raise ApiError(409 if "already exists" in str(exc) else 400, str(exc)) from exc
+        project_id, key = self.core.add_project(
+            opt_str(body, "projectId"), opt_str(body, "secretKey")
+        )
         return _ok(
             {
                 "projectId": project_id,
@@ -614,16 +614,13 @@ class _Api:
         body = await self._body(request)
         job_id = req_str(body, "jobId")
         count = req_int(body, "count", minimum=0, maximum=10_000_000)
-        try:
-            self.core.seed_logs(
-                job_id,
-                count,
-                per_ms=opt_int(body, "perMs", minimum=1) or 1,
-                start_time=opt_int(body, "startTime", minimum=0),
-                level=opt_str(body, "level") or "Info",
-            )
-        except ValueError as exc:
-            raise ApiError(404 if "unknown job" in str(exc) else 400, str(exc)) from exc
+        self.core.seed_logs(
+            job_id,
+            count,
+            per_ms=opt_int(body, "perMs", minimum=1) or 1,
+            start_time=opt_int(body, "startTime", minimum=0),
+            level=opt_str(body, "level") or "Info",
+        )
         return _ok({"jobId": job_id, "count": count})
 
     async def seed_dataset(self, request: Request) -> Response:
@@ -631,13 +628,10 @@ class _Api:
         body = await self._body(request)
         urls = body.get("urls")
         if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
-            raise ApiError(400, "`urls` must be an array of strings")
-        try:
-            ident = self.core.seed_dataset(
-                urls, opt_str(body, "name") or "seeded", project_id=opt_str(body, "projectId")
-            )
-        except ValueError as exc:
-            raise ApiError(400, str(exc)) from exc
+            raise Invalid("`urls` must be an array of strings")
+        ident = self.core.seed_dataset(
+            urls, opt_str(body, "name") or "seeded", project_id=opt_str(body, "projectId")
+        )
         return _ok({"id": ident})
 
     async def seed_webhook(self, request: Request) -> Response:
@@ -645,18 +639,18 @@ class _Api:
         body = await self._body(request)
         retries = opt_int(body, "maxRetries", minimum=0, maximum=MAX_RETRIES)
         backoff = opt_int(body, "maxBackoffMs", minimum=0, maximum=MAX_BACKOFF_MS)
-        try:
-            ident = self.core.seed_webhook(
-                req_str(body, "endpoint", max_len=2048),
-                opt_str(body, "secret"),
-                name=opt_str(body, "name") or "seeded",
-                max_retries=DEFAULT_MAX_RETRIES if retries is None else retries,
-                max_backoff_ms=DEFAULT_MAX_BACKOFF_MS if backoff is None else backoff,
-                project_id=opt_str(body, "projectId"),
-            )
-        except ValueError as exc:
-            raise ApiError(400, str(exc)) from exc
-        return _ok({"id": ident})
+        project_id = opt_str(body, "projectId")
+        ident = self.core.seed_webhook(
+            req_str(body, "endpoint", max_len=2048),
+            opt_str(body, "secret"),
+            name=opt_str(body, "name") or "seeded",
+            max_retries=DEFAULT_MAX_RETRIES if retries is None else retries,
+            max_backoff_ms=DEFAULT_MAX_BACKOFF_MS if backoff is None else backoff,
+            project_id=project_id,
+        )
+        # Admin calls may see the secret: a generated one is otherwise nobody's.
+        webhook = self.store.projects[project_id or self.core.project_id].webhook(ident)
+        return _ok({"id": ident, "secret": webhook.secret})
 
     async def log_ties(self, request: Request) -> Response:
         self._admin(request)
@@ -672,15 +666,21 @@ class _Api:
         does) costs more than the read itself and slows the runner's gathers.
         """
         relative = request.path_params["path"]
-        root = self.core.static_dir
-        target = (root / relative).resolve() if root is not None else None
-        if (
-            target is None
-            or root is None
-            or not target.is_relative_to(root)
-            or not target.is_file()
-        ):
-            raise ApiError(404, f"no static file {relative!r}")
+        if any(not ch.isprintable() for ch in relative):
+            raise Invalid(f"a static path must not contain control characters (got {relative!a})")
+        root = self.core.settings.static_dir
+        try:
+            target = (root / relative).resolve() if root is not None else None
+            found = (
+                target is not None
+                and root is not None
+                and target.is_relative_to(root)
+                and target.is_file()
+            )
+        except OSError:  # e.g. a name too long for the file system
+            found = False
+        if not found or target is None:
+            raise NotFound(f"no static file {relative!a}")
         if target.stat().st_size <= _INLINE_READ:
             content = target.read_bytes()
         else:
@@ -738,9 +738,35 @@ def _route(path: str, **handlers: Handler) -> Route:
 # ---------------------------------------------------------------------------- errors
 
 
-async def _api_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
-    return JSONResponse(error_json(exc.message, exc.status, exc.code), exc.status, exc.headers)
+STATUS: dict[type[DomainError], int] = {
+    Invalid: 400,
+    Unauthenticated: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    TimedOut: 408,
+    Conflict: 409,
+    TooLarge: 413,
+    Unavailable: 503,
+}
+"""The one place a domain error becomes an HTTP status: by its type, never its message."""
+
+
+def status_of(exc: DomainError) -> int:
+    """The HTTP status of a domain error (its nearest class in ``STATUS``).
+
+    Raises:
+        LookupError: a ``DomainError`` type the table does not cover (a bug: it answers 500).
+    """
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    raise LookupError(f"no HTTP status for {type(exc).__name__}")
+
+
+async def _domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DomainError)
+    status = status_of(exc)
+    return JSONResponse(error_json(exc.message, status, exc.code), status)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -784,10 +810,11 @@ def build_app(core: NexusCore, *, lifespan: bool) -> Starlette:
                 faults=core.faults,
                 requests=core.request_log,
                 latency=lambda: core.latency,
-            )
+            ),
+            Middleware(BodyGuard, timeout=core.settings.body_timeout),
         ],
         exception_handlers={
-            ApiError: _api_error,
+            DomainError: _domain_error,
             HTTPException: _http_error,
             ClientDisconnect: _disconnect,
             Exception: _internal_error,
@@ -798,20 +825,33 @@ def build_app(core: NexusCore, *, lifespan: bool) -> Starlette:
     return app
 
 
-def create_app(**options: Any) -> Starlette:
+def create_app(settings: ServerSettings | None = None, /, **overrides: Any) -> Starlette:
     """A standalone ASGI app of a fresh local Nexus.
 
-    Takes the same keyword options as ``LocalNexus`` except ``host``/``port``. The runner
-    (jobs, webhook tests) starts with the app's lifespan, which any ASGI server runs.
-    ``httpx.ASGITransport`` does not run lifespans, so enter it yourself::
+    The runner (jobs, webhook tests) starts with the app's lifespan, which any ASGI server
+    runs. ``httpx.ASGITransport`` does not run lifespans, so enter it yourself:
 
-        app = create_app()
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            ...
+    ```python
+    app = create_app()
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        ...
+    ```
 
     Without it, creating a job or testing a webhook answers 503 ``runner_not_running``;
     every other call works. The admin controls are on ``app.state.nexus``
     (a ``NexusCore``: ``inject_fault``, ``seed_dataset``, ``project_id``, ...).
+
+    Args:
+        settings: the server's options (``host`` and ``port`` are not used: whoever
+            serves the app chooses them).
+        **overrides: fields of ``ServerSettings`` to change.
+
+    Returns:
+        The Starlette app; its ``NexusCore`` is ``app.state.nexus``.
+
+    Raises:
+        TypeError: an override that is not a ``ServerSettings`` field.
+        ValueError: a bad option value, naming the option.
     """
-    return build_app(NexusCore(**options), lifespan=True)
+    return build_app(NexusCore(settings, **overrides), lifespan=True)

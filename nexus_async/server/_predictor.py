@@ -7,7 +7,7 @@ Pillow image, so it may be slow and CPU-bound, but it must be thread-safe when
 shape; a predictor that raises or returns something malformed makes the item
 ``FailedPredict`` with the reason in the job's log.
 
-The default, :class:`ForegroundPredictor`, finds "the object" the way a classical
+The default, ``ForegroundPredictor``, finds "the object" the way a classical
 pipeline would: grayscale, Otsu threshold, the smaller class of pixels is foreground,
 and its bounding box (normalised to 0..1) is the one prediction. Confidence is the
 contrast between foreground and background, so a crisp dark square on white scores

@@ -7,7 +7,7 @@ instant").
 
 Lists are kept sorted by ``(createDate, id)`` and paged with opaque cursors that name a
 boundary key rather than an offset, so a cursor stays valid while items are created or
-deleted (see :class:`Collection`).
+deleted (see ``Collection``).
 """
 
 from __future__ import annotations
@@ -25,12 +25,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
-import anyio
-
 from ..signing import generate_secret
 from ._clock import new_id, now_ms
-from ._errors import ApiError
+from ._errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from ._logstore import LogClock, LogStore
+from ._parse import has_surrogate, loads
 
 __all__ = [
     "COUNTERS",
@@ -45,6 +44,8 @@ __all__ = [
     "Webhook",
     "check_endpoint",
     "check_item_url",
+    "check_project_id",
+    "check_secret_key",
     "parse_items",
 ]
 
@@ -103,7 +104,7 @@ class _HasKey(Protocol):
 
 
 Listed = TypeVar("Listed", bound=_HasKey)
-"""Anything a :class:`Collection` holds: it has an ``id`` and a ``create_date``."""
+"""Anything a ``Collection`` holds: it has an ``id`` and a ``create_date``."""
 Key = tuple[int, str]
 
 
@@ -126,7 +127,7 @@ def _decode_cursor(kind: str, cursor: str) -> tuple[str, Key]:
     except (ValueError, TypeError, UnicodeEncodeError, binascii.Error):
         valid = False
     if not valid:
-        raise ApiError(400, f"query parameter `page` is not a valid {kind} page cursor")
+        raise Invalid(f"query parameter `page` is not a valid {kind} page cursor")
     return direction, (time, ident)
 
 
@@ -195,13 +196,27 @@ class Collection(Generic[Listed]):
 # ---------------------------------------------------------------------------- datasets
 
 
+def _http_url_problem(url: str) -> str | None:
+    """Why ``url`` is not a usable http(s) URL, or None."""
+    if any(ch == " " or not ch.isprintable() for ch in url):
+        return f"must not contain whitespace or control characters (got {url[:80]!a})"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        valid = (
+            parts.scheme.lower() in ("http", "https")
+            and bool(parts.hostname)
+            and (parts.port is None or parts.port > 0)
+        )
+    except ValueError:  # a bad IPv6 literal, or a port outside 0..65535
+        valid = False
+    if valid:
+        return None
+    return f"must be an http(s) URL with a host and a port within 1..65535 (got {url[:80]!a})"
+
+
 def check_endpoint(url: str) -> str | None:
     """Why ``url`` cannot be a webhook endpoint, or None when it can."""
-    lowered = url.lower()
-    host = lowered.split("://", 1)[-1].split("/", 1)[0]
-    if not lowered.startswith(("http://", "https://")) or not host or any(c.isspace() for c in url):
-        return f"must be an http(s) URL (got {url[:80]!r})"
-    return None
+    return _http_url_problem(url)
 
 
 def check_item_url(url: object) -> str | None:
@@ -210,44 +225,40 @@ def check_item_url(url: object) -> str | None:
         return "`url` must be a non-empty string"
     lowered = url[:8].lower()
     if lowered.startswith(("http://", "https://")):
-        if any(ch.isspace() for ch in url):
-            return "`url` must not contain whitespace"
-        try:
-            parts = urllib.parse.urlsplit(url)
-            valid = bool(parts.hostname) and (parts.port is None or parts.port > 0)
-        except ValueError:
-            valid = False
-        return None if valid else f"`url` is not a valid URL (got {url[:40]!r})"
+        problem = _http_url_problem(url)
+        return None if problem is None else f"`url` {problem}"
     if lowered.startswith("data:"):
+        if has_surrogate(url):
+            return "`url` contains a lone surrogate escape"
         return None if "," in url else "`url` is a data: URL without a comma"
-    return f"`url` must be an http(s) or data: URL (got {url[:40]!r})"
+    return f"`url` must be an http(s) or data: URL (got {url[:40]!a})"
 
 
 def parse_items(raw: bytes) -> list[str]:
     """Read an NDJSON dataset file into item URLs.
 
     Raises:
-        ValueError: naming the 1-based line that is not ``{"kind": "Image", "url": ...}``.
+        Invalid: naming the 1-based line that is not ``{"kind": "Image", "url": ...}``.
     """
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"the file is not UTF-8 (byte {exc.start})") from exc
+        raise Invalid(f"the file is not UTF-8 (byte {exc.start})") from exc
     urls: list[str] = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            item = json.loads(line)
-        except ValueError as exc:
-            raise ValueError(f"line {number}: not valid JSON ({exc})") from exc
+            item = loads(line, "the item")
+        except Invalid as exc:
+            raise Invalid(f"line {number}: {exc.message}") from exc
         if not isinstance(item, dict):
-            raise ValueError(f"line {number}: expected a JSON object")
+            raise Invalid(f"line {number}: expected a JSON object")
         if item.get("kind") != "Image":
-            raise ValueError(f'line {number}: `kind` must be "Image" (got {item.get("kind")!r})')
+            raise Invalid(f'line {number}: `kind` must be "Image" (got {item.get("kind")!r})')
         problem = check_item_url(item.get("url"))
         if problem is not None:
-            raise ValueError(f"line {number}: {problem}")
+            raise Invalid(f"line {number}: {problem}")
         urls.append(item["url"])
     return urls
 
@@ -375,7 +386,6 @@ class Job:
     reason: str | None = None
     cancelled_at: int | None = None
     counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
-    cancel_scope: anyio.CancelScope | None = None
 
     def __post_init__(self) -> None:
         self.update_date = self.create_date
@@ -440,8 +450,6 @@ class Job:
         self.stop_at = at
         self._touch()
         self.logs.add("JobCancelled", "Warning", status="Failed", reason=reason)
-        if self.cancel_scope is not None:
-            self.cancel_scope.cancel()
 
     def to_json(self) -> JSON:
         return {
@@ -505,20 +513,34 @@ class Project:
     def dataset(self, ident: str) -> Dataset:
         found = self.datasets.get(ident)
         if found is None:
-            raise ApiError(404, f"dataset {ident!r} not found in project {self.id}")
+            raise NotFound(f"dataset {ident!r} not found in project {self.id}")
         return found
 
     def webhook(self, ident: str) -> Webhook:
         found = self.webhooks.get(ident)
         if found is None:
-            raise ApiError(404, f"webhook {ident!r} not found in project {self.id}")
+            raise NotFound(f"webhook {ident!r} not found in project {self.id}")
         return found
 
     def job(self, ident: str) -> Job:
         found = self.jobs.get(ident)
         if found is None:
-            raise ApiError(404, f"batch job {ident!r} not found in project {self.id}")
+            raise NotFound(f"batch job {ident!r} not found in project {self.id}")
         return found
+
+
+def check_project_id(ident: str) -> str | None:
+    """Why ``ident`` cannot be a project id, or None when it can."""
+    if PROJECT_ID.fullmatch(ident):
+        return None
+    return "must look like 'proj_<letters, digits, _ or ->'"
+
+
+def check_secret_key(key: str) -> str | None:
+    """Why ``key`` cannot be a project's key, or None when it can."""
+    if key and not any(ch.isspace() or not ch.isprintable() for ch in key):
+        return None
+    return "must be a non-empty printable string without spaces"
 
 
 class Store:
@@ -531,28 +553,37 @@ class Store:
         self.log_clock = LogClock()
 
     def add_project(self, project_id: str | None = None, secret_key: str | None = None) -> Project:
-        """Create a project; ids are ``proj_<32 hex>`` and keys random when not given."""
+        """Create a project; ids are ``proj_<32 hex>`` and keys random when not given.
+
+        Raises:
+            Invalid: the id is malformed or the key empty or unprintable.
+            Conflict: a project with this id exists.
+        """
         ident = project_id if project_id is not None else f"proj_{uuid.uuid4().hex}"
-        if not PROJECT_ID.fullmatch(ident):
-            raise ValueError(
-                f"project_id must look like 'proj_<letters, digits, _ or ->' (got {ident!r})"
-            )
+        if (problem := check_project_id(ident)) is not None:
+            raise Invalid(f"project_id {problem} (got {ident!r})")
         if ident in self.projects:
-            raise ValueError(f"project {ident} already exists")
+            raise Conflict(f"project {ident} already exists")
         key = secret_key if secret_key is not None else secrets.token_urlsafe(32)
-        if not key or any(ch.isspace() or not ch.isprintable() for ch in key):
-            raise ValueError("secret_key must be a non-empty printable string without spaces")
+        if (problem := check_secret_key(key)) is not None:
+            raise Invalid(f"secret_key {problem}")
         project = Project(ident, key)
         self.projects[ident] = project
         return project
 
     def authenticate(self, project_id: str, key: str | None) -> Project:
-        """The project behind ``project_id`` if ``key`` is its key: 401 without a key, else 403."""
+        """The project behind ``project_id`` if ``key`` is its key.
+
+        Raises:
+            Unauthenticated: no key was given.
+            Forbidden: the key is not this project's, or there is no such project (so that
+                another project's ids are never confirmed).
+        """
         if key is None or not key.strip():
-            raise ApiError(401, "missing Secret-Key header")
+            raise Unauthenticated("missing Secret-Key header")
         project = self.projects.get(project_id)
         if project is None or not project.key_matches(key):
-            raise ApiError(403, f"the Secret-Key does not grant access to project {project_id}")
+            raise Forbidden(f"the Secret-Key does not grant access to project {project_id}")
         return project
 
     def new_logs(self) -> LogStore:
