@@ -7,6 +7,7 @@ import functools
 import json
 import logging
 import time
+import unittest.mock
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -650,8 +651,9 @@ async def _async_callback(delivery: Delivery, tag: str = "") -> None:
         functools.partial(_async_callback, tag="x"),
         _AsyncCallable(),
         _AsyncCallable().method,
+        unittest.mock.AsyncMock(),
     ],
-    ids=["function", "partial", "callable-object", "bound-method"],
+    ids=["function", "partial", "callable-object", "bound-method", "async-mock"],
 )
 def test_async_callbacks_of_every_shape_are_accepted(callback: Any) -> None:
     assert "stopped" in repr(DeliveryReceiver(SECRET, callback))
