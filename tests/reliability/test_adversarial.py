@@ -448,9 +448,9 @@ async def test_random_cancellations_of_a_concurrent_mix_leave_nothing_behind(
             nexus.clear_faults()
         assert late == [], f"round {round_}: returned late after the cancel"
         await anyio.lowlevel.checkpoint()
+        # Shared pollers and log prefetches are SDK tasks: none may outlive its callers.
         assert sdk_tasks() == [], "a task of a client outlived its calls"
-        for name, client in clients.items():
-            assert not any(p._running for p in client._pollers.values()), name
+        for client in clients.values():
             assert_pool_idle(client)
         with anyio.fail_after(10):  # every client still works
             for name, client in clients.items():
