@@ -11,7 +11,9 @@ response drawn for a fault is cut at a random point of its body and then
 * ``truncate``: the client's socket is closed cleanly, as by a server that died
   between two writes;
 * ``stall``: nothing more is sent, until the client gives up and closes (bounded by
-  ``max_stall``).
+  ``max_stall``);
+* ``drip`` (drawn only when asked for): the rest of the body is sent one byte every
+  ``drip_interval`` seconds, so that no single read ever waits long.
 
 The draws come from a seeded `random.Random`, so a run can be replayed.
 """
@@ -30,6 +32,7 @@ import attrs
 import httpx
 
 FAULTS = ("reset", "truncate", "stall")
+DRIP = "drip"
 
 # What a relay sees when either peer goes away.
 _GONE = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
@@ -44,10 +47,11 @@ class Counts:
     reset: int = 0
     truncate: int = 0
     stall: int = 0
+    drip: int = 0
 
     @property
     def faults(self) -> int:
-        return self.reset + self.truncate + self.stall
+        return self.reset + self.truncate + self.stall + self.drip
 
 
 class _Reader:
@@ -107,6 +111,7 @@ class FaultyProxy:
         seed: Seed of the draws (which response, which fault, where in the body).
         faults: The faults to draw from (see the module docstring).
         max_stall: Longest a stalled connection is held open, in seconds.
+        drip_interval: Seconds between two bytes of a dripping body.
     """
 
     def __init__(
@@ -117,6 +122,7 @@ class FaultyProxy:
         seed: int,
         faults: tuple[str, ...] = FAULTS,
         max_stall: float = 30.0,
+        drip_interval: float = 0.05,
     ) -> None:
         url = httpx.URL(upstream)
         assert url.host, upstream
@@ -125,6 +131,7 @@ class FaultyProxy:
         self.rate = rate
         self.faults = faults
         self.max_stall = max_stall
+        self.drip_interval = drip_interval
         self._rng = random.Random(seed)
         self.counts = Counts()
         self.enabled = True
@@ -182,8 +189,14 @@ class FaultyProxy:
             if fault is None:
                 await reader.relay(length, client)
                 continue
-            await reader.relay(self._rng.randrange(length), client)
+            cut = self._rng.randrange(length)
+            await reader.relay(cut, client)
             setattr(self.counts, fault, getattr(self.counts, fault) + 1)
+            if fault == DRIP:
+                for _ in range(length - cut):
+                    await anyio.sleep(self.drip_interval)
+                    await reader.relay(1, client)
+                continue
             if fault == "reset":
                 raw = client.extra(anyio.abc.SocketAttribute.raw_socket)
                 raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

@@ -38,7 +38,7 @@ from nexus_async.server import LocalNexus
 from ..sdk.live import assert_pool_idle
 from . import test_bad_input as bad_input
 from .support import CALLS, Ctx, batch_of, new_ctx, sdk_client
-from .tcp_proxy import FaultyProxy
+from .tcp_proxy import DRIP, FaultyProxy
 from .test_cancellation import ALL_CALLS, PATIENT, PROMPT, _slow_down, sdk_tasks
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -215,6 +215,38 @@ async def test_waits_through_the_proxy_return_the_finished_state_of_the_jobs_ask
     assert [job.id for job in got] == ids
     assert all(str(job.status.overview) == "Reached" for job in got), got
     assert proxy.counts.faults >= 1, proxy.counts
+
+
+DRIP_TIMEOUT = 0.5
+DRIP_RETRY = RetryPolicy(attempts=3, total_time=2.0, backoff=Backoff(initial=0.01, maximum=0.05))
+DRIP_BOUND = DRIP_RETRY.total_time + DRIP_TIMEOUT + 1.5
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue #12 item 3: the timeout bounds each read, not the exchange; a body "
+    "dripping a byte every 50 ms keeps jobs.get going for a minute and more",
+)
+async def test_a_dripping_answer_ends_within_the_calls_bound(
+    nexus: LocalNexus, workdir: Path
+) -> None:
+    ctx = new_ctx(nexus, workdir)
+    await CALLS["jobs.get"].setup(ctx)
+    proxy = FaultyProxy(nexus.base_url, rate=1.0, seed=0, faults=(DRIP,))
+    outcome = "still running"
+    async with (
+        proxy.serving() as url,
+        sdk_client(url, ctx.secret_key, timeout=DRIP_TIMEOUT, retry=DRIP_RETRY) as client,
+    ):
+        with anyio.move_on_after(DRIP_BOUND):
+            try:
+                await batch_of(client, ctx).jobs.get(ctx.job_id)
+                outcome = "ok"
+            except errors.NexusError as exc:
+                outcome = type(exc).__name__
+        assert_pool_idle(client)
+    assert proxy.counts.drip >= 1
+    assert outcome == "RequestTimeoutError", f"{outcome} after {DRIP_BOUND} s"
 
 
 # ------------------------------------------------------------------ kill -9
