@@ -224,8 +224,8 @@ DRIP_BOUND = DRIP_RETRY.total_time + DRIP_TIMEOUT + 1.5
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue #12 item 3: the timeout bounds each read, not the exchange; a body "
-    "dripping a byte every 50 ms keeps jobs.get going for a minute and more",
+    reason="issue #12 item 3: the timeout bounds each read, not the exchange; a job's "
+    "789-byte body dripped a byte every 50 ms keeps jobs.get going for about 40 s",
 )
 async def test_a_dripping_answer_ends_within_the_calls_bound(
     nexus: LocalNexus, workdir: Path
