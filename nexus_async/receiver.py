@@ -18,12 +18,14 @@ before the callback runs, so the API is never kept waiting on your processing. I
 the callback raises, the error is logged and the delivery is not retried by the
 API: make the callback store the result somewhere durable first. While the queue
 is full (or the receiver is not running), deliveries get 503 and the API retries
-them later; nothing is lost.
+them later, as it does when a sender disconnects mid-body; nothing is lost. On
+shutdown, acknowledged deliveries are still handed over (within `drain_timeout`).
 """
 
 from __future__ import annotations
 
 import collections
+import inspect
 import json
 import logging
 import time
@@ -32,6 +34,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.abc
 import attrs
 
 from . import signing
@@ -191,7 +194,9 @@ class DeliveryReceiver:
     Args:
         secret: The webhook's secret, or several while rotating (see `secrets`).
         on_delivery: `async def on_delivery(delivery: Delivery) -> None`. Exceptions
-            are logged; the delivery has already been acknowledged.
+            are logged; the delivery has already been acknowledged. A plain (sync)
+            function is refused with `ValidationError`, as it would block the event
+            loop: call blocking code from an async one through `anyio.to_thread`.
         tolerance: Largest clock distance of `webhook-timestamp`, in seconds.
         concurrency: Worker tasks calling `on_delivery` at once.
         max_pending: Deliveries queued for the workers before answering 503.
@@ -200,7 +205,8 @@ class DeliveryReceiver:
         remember_for: Seconds an ID is remembered (default one day, longer than the
             API's retry window).
         max_body_bytes: Largest body accepted (deliveries are a few KB).
-        drain_timeout: On shutdown, seconds the workers get to finish queued deliveries.
+        drain_timeout: On shutdown (a cancelled one too), seconds the workers get to
+            hand queued deliveries over; what is left after it is logged as dropped.
 
     Example:
         receiver = DeliveryReceiver(secret, on_delivery)
@@ -221,8 +227,12 @@ class DeliveryReceiver:
         drain_timeout: float = 10.0,
     ) -> None:
         self._secrets = _check_secrets(secret)
-        if not callable(on_delivery):
-            raise ValidationError(f"`on_delivery` must be an async function (got {on_delivery!r})")
+        if not _is_async_callable(on_delivery):
+            raise ValidationError(
+                "`on_delivery` must be an async function (`async def`), got"
+                f" {on_delivery!r}; run blocking work in a thread from it, e.g."
+                " `await anyio.to_thread.run_sync(store, delivery)`"
+            )
         for name, value in (
             ("concurrency", concurrency),
             ("max_pending", max_pending),
@@ -298,18 +308,22 @@ class DeliveryReceiver:
     async def running(self) -> AsyncIterator[DeliveryReceiver]:
         """Run the workers that call `on_delivery`, for the duration of the block.
 
-        On exit, queued deliveries get `drain_timeout` seconds to be processed.
+        On exit, also when cancelled from outside, deliveries already acknowledged get
+        up to `drain_timeout` seconds to be handed to `on_delivery`; any still queued or
+        interrupted after that are logged (ERROR, with their IDs) as dropped.
         """
         if self._send is not None:
             raise RuntimeError("this DeliveryReceiver is already running")
         send, receive = anyio.create_memory_object_stream[Delivery](self.max_pending)
+        # The workers run under a shielded scope (in a task of their own, so the block
+        # itself is not shielded): a cancellation of the block must not drop what was
+        # already answered 200. Leaving the block bounds that scope by `drain_timeout`.
+        drain = anyio.CancelScope(shield=True)
         # The block's own exception is kept out of the task group, which would wrap it
         # in an ExceptionGroup; it is raised as is once the workers are done.
         error: BaseException | None = None
         async with anyio.create_task_group() as tg:
-            with receive:
-                for _ in range(self.concurrency):
-                    tg.start_soon(self._work, receive.clone())
+            await tg.start(self._pool, receive, drain)
             self._send = send
             try:
                 yield self
@@ -318,7 +332,7 @@ class DeliveryReceiver:
             finally:
                 self._send = None
                 send.close()  # workers finish what is queued, then stop
-                tg.cancel_scope.deadline = anyio.current_time() + self.drain_timeout
+                drain.deadline = anyio.current_time() + self.drain_timeout
         if error is not None:
             raise error
 
@@ -328,25 +342,64 @@ class DeliveryReceiver:
         async with self.running():
             yield
 
-    async def _work(self, receive: MemoryObjectReceiveStream[Delivery]) -> None:
+    async def _pool(
+        self,
+        receive: MemoryObjectReceiveStream[Delivery],
+        drain: anyio.CancelScope,
+        *,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        dropped: list[str] = []
+        with receive:
+            with drain:
+                async with anyio.create_task_group() as tg:
+                    for _ in range(self.concurrency):
+                        tg.start_soon(self._work, receive.clone(), dropped)
+                    task_status.started()
+            # Only a missed drain deadline leaves anything here.
+            while True:
+                try:
+                    dropped.append(receive.receive_nowait().delivery_id)
+                except (anyio.WouldBlock, anyio.EndOfStream):
+                    break
+        if dropped:
+            logger.error(
+                "%d acknowledged deliveries dropped at shutdown, not handed to on_delivery"
+                " within drain_timeout=%g s (the API will not resend them): %s",
+                len(dropped),
+                self.drain_timeout,
+                ", ".join(dropped),
+            )
+
+    async def _work(self, receive: MemoryObjectReceiveStream[Delivery], dropped: list[str]) -> None:
         async with receive:
             async for delivery in receive:
                 try:
                     await self._on_delivery(delivery)
+                except anyio.get_cancelled_exc_class():
+                    dropped.append(delivery.delivery_id)
+                    raise
                 except Exception:
                     logger.exception("on_delivery failed for delivery %s", delivery.delivery_id)
 
     async def endpoint(self, request: Request) -> Response:
         """The Starlette endpoint: `Route(path, receiver.endpoint, methods=["POST"])`."""
+        from starlette.requests import ClientDisconnect
         from starlette.responses import JSONResponse
 
         body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > self.max_body_bytes:
-                return JSONResponse(
-                    {"message": f"body larger than {self.max_body_bytes} bytes"}, status_code=413
-                )
+        try:
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > self.max_body_bytes:
+                    return JSONResponse(
+                        {"message": f"body larger than {self.max_body_bytes} bytes"},
+                        status_code=413,
+                    )
+        except ClientDisconnect:
+            # Nothing was acknowledged, so the API sends the delivery again: not an error.
+            logger.info("a sender disconnected after %d bytes of a delivery's body", len(body))
+            return JSONResponse({"message": "the body ended early"}, status_code=400)
         answer = self.handle(bytes(body), request.headers)
         return JSONResponse(answer.body, status_code=answer.status, headers=answer.headers)
 
@@ -363,6 +416,14 @@ class DeliveryReceiver:
         from starlette.applications import Starlette
 
         return Starlette(routes=[self.route(path)], lifespan=self.lifespan)
+
+
+def _is_async_callable(function: object) -> bool:
+    """An `async def` function, a `functools.partial` of one, or an object whose
+    `__call__` is one. A plain function is refused: its result cannot be awaited."""
+    return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(
+        type(function).__call__
+    )
 
 
 def _busy(reason: str) -> ReceiverResponse:

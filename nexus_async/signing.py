@@ -29,6 +29,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import math
 import secrets as _secrets
 import time
 from collections.abc import Sequence
@@ -46,6 +47,8 @@ DEFAULT_TOLERANCE = 300.0
 
 _SECRET_PREFIX = "whsec_"
 _VERSION = "v1"
+# Epoch seconds have 10 digits until the year 2286; a longer header is not a timestamp.
+_MAX_TIMESTAMP_DIGITS = 12
 
 
 class SignatureError(ValueError):
@@ -102,11 +105,19 @@ def sign(
 def _parse_timestamp(timestamp: int | float | str) -> int:
     if isinstance(timestamp, str):
         text = timestamp.strip()
-        if not text.isdigit():
-            raise SignatureError(f"webhook-timestamp is not an integer (got {timestamp!r})")
+        # ASCII digits only: `str.isdigit` also passes "²" or Arabic-Indic digits, which
+        # `int` then refuses; and short, as `int` refuses (or is slow on) thousands of digits.
+        if not (text.isascii() and text.isdigit()) or len(text) > _MAX_TIMESTAMP_DIGITS:
+            shown = timestamp if len(timestamp) <= 40 else timestamp[:40] + "..."
+            raise SignatureError(
+                f"webhook-timestamp is not an integer of at most {_MAX_TIMESTAMP_DIGITS}"
+                f" digits (got {shown!r}, {len(timestamp)} characters)"
+            )
         return int(text)
     if isinstance(timestamp, bool):
         raise SignatureError("webhook-timestamp is not an integer (got a bool)")
+    if isinstance(timestamp, float) and not math.isfinite(timestamp):
+        raise SignatureError(f"webhook-timestamp is not an integer (got {timestamp!r})")
     return int(timestamp)
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import time
+import unittest.mock
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -477,6 +479,184 @@ async def test_the_app_serves_over_real_http_with_its_lifespan(inbox: Inbox) -> 
     assert good.status_code == 200
     assert bad == [401, 401, 401]  # tampered body, wrong secret, stale timestamp
     assert [d.delivery_id for d in inbox.deliveries] == [wire.DELIVERY["deliveryId"]]
+
+
+# ------------------------------------------------------- hostile senders, shutdown
+
+
+class Watched:
+    """An ASGI app wrapper that records what escapes each HTTP request and signals its end."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.escaped: list[BaseException] = []
+        self.finished = anyio.Event()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except BaseException as exc:
+            self.escaped.append(exc)
+            raise
+        finally:
+            if scope["type"] == "http":
+                self.finished.set()
+
+
+async def test_a_sender_disconnecting_mid_body_is_quiet(
+    make_receiver: Any, inbox: Inbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Half a body, then the socket closes: no traceback, no ERROR, nothing acknowledged."""
+    raw, headers = wire.signed(SECRET, wire.DELIVERY)
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    request = (
+        f"POST /hook HTTP/1.1\r\nhost: receiver\r\n{head}content-length: {len(raw)}\r\n\r\n"
+    ).encode() + raw[: len(raw) // 2]
+    app = Watched(make_receiver().app("/hook"))
+    with caplog.at_level(logging.DEBUG), anyio.fail_after(10):
+        async with serve_asgi(app) as url:
+            port = int(url.rsplit(":", 1)[1])
+            async with await anyio.connect_tcp("127.0.0.1", port) as sock:
+                await sock.send(request)
+            await app.finished.wait()
+    assert app.escaped == []
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert "a sender disconnected after" in caplog.text
+    assert inbox.deliveries == []
+
+
+HOSTILE_TIMESTAMPS = [
+    pytest.param("\u00b2", id="superscript-two"),
+    pytest.param("\u0663" * 10, id="arabic-indic-digits"),
+    pytest.param("9" * 5000, id="5000-digits"),
+    pytest.param("1" * 13, id="13-digits"),
+    pytest.param("1e9", id="exponent"),
+]
+
+
+@pytest.mark.parametrize("timestamp", HOSTILE_TIMESTAMPS)
+async def test_a_hostile_timestamp_is_401_before_any_signature_work(
+    make_receiver: Any, inbox: Inbox, monkeypatch: pytest.MonkeyPatch, timestamp: str
+) -> None:
+    def no_signing(*args: object) -> bytes:
+        raise AssertionError("the signature was computed for a malformed timestamp")
+
+    raw, headers = wire.signed(SECRET, wire.DELIVERY)
+    monkeypatch.setattr(signing, "_digest", no_signing)
+    hostile = {**headers, "webhook-timestamp": timestamp}
+    target = make_receiver()
+    async with target.running(), http(target) as client:
+        answers = [target.handle(raw, hostile)]  # as any framework would call it
+        if timestamp.isascii() or timestamp == "\u00b2":
+            # Over HTTP a header is bytes, which Starlette reads as latin-1.
+            response = await client.post(
+                "/hook",
+                content=raw,
+                headers=[
+                    (k.encode(), v.encode()) for k, v in headers.items() if k != "webhook-timestamp"
+                ]
+                + [(b"webhook-timestamp", timestamp.encode("latin-1"))],
+            )
+            answers.append(receiver.ReceiverResponse(response.status_code, response.json()))
+    for answer in answers:
+        assert answer.status == 401
+        assert "not an integer" in answer.body["message"]
+        assert len(answer.body["message"]) < 200  # 5,000 digits are not echoed back whole
+    assert inbox.deliveries == []
+
+
+@pytest.mark.parametrize("timestamp", [float("inf"), float("-inf"), float("nan")])
+def test_a_timestamp_that_is_not_a_finite_number_is_a_signature_error(timestamp: float) -> None:
+    raw, headers = wire.signed(SECRET, wire.DELIVERY)
+    with pytest.raises(signing.SignatureError, match="not an integer"):
+        signing.verify(SECRET, "delivery_1", timestamp, raw, headers["webhook-signature"])
+
+
+async def test_a_cancelled_receiver_still_hands_over_what_it_acknowledged(
+    make_receiver: Any, inbox: Inbox
+) -> None:
+    """Deliveries answered 200 must reach the callback even when the block is cancelled."""
+    target = make_receiver(concurrency=1)
+    inbox.block = True
+    with anyio.fail_after(10), anyio.CancelScope() as scope:
+        async with target.running(), http(target) as client:
+            for i in range(10):
+                assert (await post(client, wire.delivery(deliveryId=f"d{i}"))).status_code == 200
+            inbox.release()
+            scope.cancel()
+            await anyio.sleep_forever()
+    assert [d.delivery_id for d in inbox.deliveries] == [f"d{i}" for i in range(10)]
+
+
+async def test_what_the_drain_timeout_leaves_is_logged_as_dropped(
+    inbox: Inbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    started = anyio.Event()
+
+    async def stuck(delivery: Delivery) -> None:
+        started.set()
+        await anyio.sleep_forever()
+
+    target = DeliveryReceiver(SECRET, stuck, concurrency=1, drain_timeout=0.2)
+    with caplog.at_level(logging.ERROR, logger="nexus_async"), anyio.fail_after(10):
+        async with target.running(), http(target) as client:
+            for i in range(10):
+                assert (await post(client, wire.delivery(deliveryId=f"d{i}"))).status_code == 200
+            await started.wait()
+    (record,) = [r for r in caplog.records if "dropped at shutdown" in r.getMessage()]
+    assert record.levelno == logging.ERROR
+    message = record.getMessage()
+    assert message.startswith("10 acknowledged deliveries dropped")
+    # The one cut off inside the callback first, then the nine still queued.
+    assert message.endswith(": " + ", ".join(f"d{i}" for i in range(10)))
+
+
+def _sync_callback(delivery: Delivery) -> None:
+    pass
+
+
+class _SyncCallable:
+    def __call__(self, delivery: Delivery) -> None:
+        pass
+
+
+class _AsyncCallable:
+    async def __call__(self, delivery: Delivery) -> None:
+        pass
+
+    async def method(self, delivery: Delivery) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "callback",
+    [_sync_callback, _SyncCallable(), lambda delivery: None, print, None, "store"],
+    ids=["function", "callable-object", "lambda", "builtin", "none", "string"],
+)
+def test_a_callback_that_is_not_async_is_refused_at_construction(callback: Any) -> None:
+    with pytest.raises(ValidationError, match=r"`on_delivery` must be an async function"):
+        DeliveryReceiver(SECRET, callback)
+    with pytest.raises(ValidationError, match=r"`on_delivery` must be an async function"):
+        receiver.receiver_app(SECRET, callback)
+
+
+async def _async_callback(delivery: Delivery, tag: str = "") -> None:
+    pass
+
+
+@pytest.mark.parametrize(
+    "callback",
+    [
+        _async_callback,
+        functools.partial(_async_callback, tag="x"),
+        _AsyncCallable(),
+        _AsyncCallable().method,
+        unittest.mock.AsyncMock(),
+    ],
+    ids=["function", "partial", "callable-object", "bound-method", "async-mock"],
+)
+def test_async_callbacks_of_every_shape_are_accepted(callback: Any) -> None:
+    assert "stopped" in repr(DeliveryReceiver(SECRET, callback))
 
 
 def test_importing_the_receiver_does_not_import_starlette() -> None:
