@@ -42,7 +42,10 @@ class AsyncClient:
         base_url: API root; defaults to `$DATATURE_API_BASE_URL`, then
             `https://api.datature.io`.
         timeout: Per-request timeout in seconds (or an `httpx.Timeout`): connect,
-            read, write and pool wait each get this long.
+            read, write and pool wait each get this long, and the whole exchange
+            (connect to last byte) the longest of them. A call, retries included,
+            ends within `retry.total_time` plus one such exchange (plus any time
+            queued behind `max_connections` or a 429 pause).
         retry: When and how long to retry; see `RetryPolicy`.
         max_connections: Size of the connection pool, and the most requests in flight
             at once: more queue inside the client (first come, first served)

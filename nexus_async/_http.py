@@ -18,6 +18,11 @@ What is retried:
   got a 5xx or lost its response may have been carried out, and repeating it
   could start a second job, so it is raised instead.
 
+Every exchange has a deadline from connecting to the last byte (the longest part of
+the client's timeout), since httpx's timeouts bound each read and write and an
+answer dripping a byte at a time never trips them; with `RetryPolicy.total_time`
+no call outlives its retry budget by more than one exchange.
+
 Load control is client-wide: at most `max_in_flight` requests are on the wire at
 once (the rest queue here, first come first served, instead of timing out in the
 connection pool), and a 429 pauses every request of the client until its
@@ -33,6 +38,7 @@ import email.utils
 import enum
 import json
 import logging
+import math
 import random
 import sys
 import time
@@ -60,6 +66,9 @@ USER_AGENT = (
     f"python/{'.'.join(map(str, sys.version_info[:3]))}"
 )
 _UNSENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# An upload's exchange deadline grows with its size at this slowest expected rate
+# (bytes per second), so a large file on a slow uplink is not cut off.
+UPLOAD_FLOOR_RATE = 128 * 1024
 
 
 class Retry(enum.Enum):
@@ -112,6 +121,7 @@ class HTTPCore:
         self._secret_key = secret_key
         self.base_url = base_url.rstrip("/")
         self._timeout = timeout
+        self._deadline = _exchange_deadline(timeout)
         self.retry = retry
         self.owns_client = http_client is None
         self.closed = False
@@ -183,6 +193,7 @@ class HTTPCore:
             params=params,
             content=lambda: content,
             retry=retry,
+            deadline=self._deadline,
             redact=secrets,
         )
         return _decode(response, into, method, url, attempt, secrets)
@@ -201,14 +212,20 @@ class HTTPCore:
         is not sent, a 429 there does not pause the client's API requests, and the
         URL's query (its signature) is left out of logs and errors. `content` is called
         once per attempt for a fresh body stream; `headers` should carry its
-        Content-Length. A PUT (the same bytes to the same URL) is retried like an
-        idempotent request; any other method only when it provably was not sent.
+        Content-Length, which also sets the exchange's deadline: the client's
+        timeout plus the time the body takes at `UPLOAD_FLOOR_RATE`. A PUT (the
+        same bytes to the same URL) is retried like an idempotent request; any other
+        method only when it provably was not sent.
 
         Raises:
             nexus_async.errors.TransportError: no response after the allowed attempts.
             nexus_async.errors.APIStatusError: a non-2xx answer (the subclass for its status).
         """
         retry = Retry.IDEMPOTENT if method.upper() == "PUT" else Retry.UNSENT
+        size = next((v for k, v in headers.items() if k.lower() == "content-length"), "")
+        deadline = self._deadline
+        if deadline is not None:  # unknown size: httpx's per-operation timeouts only
+            deadline = deadline + int(size) / UPLOAD_FLOOR_RATE if size.isdigit() else None
         await self._send(
             method,
             url,
@@ -217,6 +234,7 @@ class HTTPCore:
             params=None,
             content=content,
             retry=retry,
+            deadline=deadline,
             api=False,
             redact=(self._secret_key,),
         )
@@ -231,13 +249,16 @@ class HTTPCore:
         params: Mapping[str, str] | None,
         content: Callable[[], bytes | AsyncIterable[bytes] | None],
         retry: Retry,
+        deadline: float | None,
         api: bool = True,
         redact: tuple[str, ...] = (),
     ) -> tuple[httpx.Response, int]:
         """Attempts until one brings a 2xx or `decide` says stop: that response and its attempt.
 
-        `shown_url` is what logs and errors show; `api` is False for requests to
-        hosts other than the API's, whose 429s must not pause the whole client.
+        `shown_url` is what logs and errors show; `deadline` bounds each exchange
+        from connecting to the last byte (None: only httpx's per-operation timeouts);
+        `api` is False for requests to hosts other than the API's, whose 429s must
+        not pause the whole client.
         """
         if self.closed:
             raise errors.ClientClosedError("this AsyncClient is closed; create a new one")
@@ -253,6 +274,7 @@ class HTTPCore:
                 params=params,
                 content=content(),
                 attempt=attempt,
+                deadline=deadline,
                 redact=redact,
             )
             if isinstance(result, httpx.Response):
@@ -291,9 +313,14 @@ class HTTPCore:
         params: Mapping[str, str] | None,
         content: bytes | AsyncIterable[bytes] | None,
         attempt: int,
+        deadline: float | None,
         redact: tuple[str, ...],
     ) -> httpx.Response | _Failed:
-        """One attempt, once the client's in-flight limit and any 429 pause allow it."""
+        """One attempt, once the client's in-flight limit and any 429 pause allow it.
+
+        httpx's timeouts bound each read and write, so an answer dripping a byte
+        at a time never trips them: `deadline` bounds the whole exchange.
+        """
         self._waiting += 1
         try:
             await self._in_flight.acquire()
@@ -307,16 +334,26 @@ class HTTPCore:
             self._sent += 1
             self._on_wire += 1
             try:
-                response = await self.client.request(
-                    method,
-                    url,
-                    params=params,
-                    content=content,
-                    headers=headers,
-                    timeout=self._timeout,
-                )
+                with anyio.move_on_after(math.inf if deadline is None else deadline) as scope:
+                    response = await self.client.request(
+                        method,
+                        url,
+                        params=params,
+                        content=content,
+                        headers=headers,
+                        timeout=self._timeout,
+                    )
             finally:
                 self._on_wire -= 1
+            if scope.cancelled_caught:
+                logger.debug("%s %s failed: over its %g s deadline", method, shown_url, deadline)
+                error = errors.RequestTimeoutError(
+                    f"request timed out (no complete answer within {deadline:g} s)",
+                    method=method,
+                    url=shown_url,
+                    attempts=attempt,
+                )
+                return _Failed(error, Outcome(sent=True))
         except httpx.HTTPError as exc:
             logger.debug("%s %s failed: %s", method, shown_url, type(exc).__name__)
             return _Failed(
@@ -338,6 +375,12 @@ class HTTPCore:
             _status_error(response, method, shown_url, attempt, redact),
             Outcome(status=response.status_code, retry_after=_retry_after(response)),
         )
+
+
+def _exchange_deadline(timeout: httpx.Timeout) -> float | None:
+    """Seconds one whole exchange may take: the longest of the timeout's parts that are set."""
+    parts = [seconds for seconds in timeout.as_dict().values() if seconds is not None]
+    return max(parts) if parts else None
 
 
 def _transport_error(

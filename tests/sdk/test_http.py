@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import httpx
 import pytest
+from anyio.abc import ByteStream, SocketAttribute
 
 import nexus_async
 from nexus_async import errors
 
 from . import wire
-from .mock import KEY, PROJECT, Script, body, error, ok
+from .mock import FAST_RETRY, KEY, PROJECT, Script, body, error, ok
 
 JOB_ID = wire.JOB["id"]
 OPTIONS = {
@@ -296,3 +302,101 @@ async def test_a_429_pauses_the_whole_client() -> None:
             tg.start_soon(get, "bystander", 0.05)
     assert finished["bystander"] >= 0.29  # waited out the pause it did not trigger
     assert finished["rate-limited"] >= 0.29
+
+
+# ---------------------------------------------- a raw loopback server that misbehaves
+
+Handler = Callable[[ByteStream], Awaitable[None]]
+
+
+async def read_head(stream: ByteStream) -> bytes:
+    """The request's head (up to the blank line); the body, if any, is left unread."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        if len(head) > 65536:
+            raise AssertionError("request head too long")
+        head += await stream.receive(4096)
+    return head
+
+
+@asynccontextmanager
+async def raw_server(handler: Handler) -> AsyncIterator[str]:
+    """A loopback TCP server answering every connection with `handler`; yields its base URL."""
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(SocketAttribute.local_port)
+
+    async def serve(stream: ByteStream) -> None:
+        async with stream:
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.EndOfStream):
+                await handler(stream)
+
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, serve)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            tg.cancel_scope.cancel()
+
+
+def raw_client(base_url: str, **kwargs: Any) -> nexus_async.AsyncClient:
+    """The SDK's own transport (no http_client) pointed at a raw server."""
+    kwargs.setdefault("retry", FAST_RETRY)
+    return nexus_async.AsyncClient(KEY, base_url=base_url, **kwargs)
+
+
+JOB_BODY = json.dumps(wire.JOB).encode()
+
+
+async def drip_body(stream: ByteStream) -> None:
+    """Headers at once, then the body a byte at a time, each well inside the read timeout."""
+    await read_head(stream)
+    await stream.send(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(JOB_BODY)
+    )
+    for byte in JOB_BODY:
+        await stream.send(bytes([byte]))
+        await anyio.sleep(0.1)
+
+
+async def drip_head(stream: ByteStream) -> None:
+    """The status line and headers a byte at a time."""
+    await read_head(stream)
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + b"X-Pad: x\r\n" * 100
+    for byte in head:
+        await stream.send(bytes([byte]))
+        await anyio.sleep(0.1)
+
+
+@pytest.mark.parametrize("handler", [drip_body, drip_head], ids=["body", "headers"])
+async def test_a_slow_drip_ends_within_the_call_bound(handler: Handler) -> None:
+    """Each byte beats the 0.5 s read timeout; the exchange's own deadline still ends it."""
+    policy = nexus_async.RetryPolicy(
+        attempts=2, total_time=1.0, backoff=nexus_async.Backoff(initial=0.01, maximum=0.01)
+    )
+    async with raw_server(handler) as url, raw_client(url, timeout=0.5, retry=policy) as client:
+        jobs = client.get_project(PROJECT).batch.jobs
+        t0 = anyio.current_time()
+        with anyio.fail_after(10), pytest.raises(errors.RequestTimeoutError) as info:
+            await jobs.get(JOB_ID)
+        took = anyio.current_time() - t0
+    assert info.value.attempts == 2
+    # Two attempts of at most 0.5 s each, plus a 10 ms backoff: well under 2 s.
+    assert took < 2.0
+
+
+async def test_a_drip_within_the_deadline_is_fine() -> None:
+    async def quick_drip(stream: ByteStream) -> None:
+        await read_head(stream)
+        await stream.send(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(JOB_BODY)
+        )
+        for start in range(0, len(JOB_BODY), 200):
+            await stream.send(JOB_BODY[start : start + 200])
+            await anyio.lowlevel.checkpoint()
+
+    async with raw_server(quick_drip) as url, raw_client(url, timeout=2.0) as client:
+        with anyio.fail_after(10):
+            job = await client.get_project(PROJECT).batch.jobs.get(JOB_ID)
+    assert job.id == JOB_ID
