@@ -69,6 +69,9 @@ _UNSENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # An upload's exchange deadline grows with its size at this slowest expected rate
 # (bytes per second), so a large file on a slow uplink is not cut off.
 UPLOAD_FLOOR_RATE = 128 * 1024
+# The largest answer read and decoded (a full page of the API's largest objects is a
+# few MB); a body declared larger is not read at all.
+MAX_BODY_BYTES = 64 << 20
 
 
 class Retry(enum.Enum):
@@ -303,6 +306,26 @@ class HTTPCore:
             )
             await anyio.sleep(decision.delay)
 
+    async def _exchange(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, str] | None,
+        content: bytes | AsyncIterable[bytes] | None,
+        headers: Mapping[str, str],
+    ) -> httpx.Response:
+        """Send and read the answer, unless it declares a body over `MAX_BODY_BYTES`."""
+        request = self.client.build_request(
+            method, url, params=params, content=content, headers=headers, timeout=self._timeout
+        )
+        response = await self.client.send(request, stream=True)
+        try:
+            if not _too_large(response):
+                await response.aread()
+        finally:
+            await response.aclose()
+        return response
+
     async def _attempt(
         self,
         method: str,
@@ -335,14 +358,7 @@ class HTTPCore:
             self._on_wire += 1
             try:
                 with anyio.move_on_after(math.inf if deadline is None else deadline) as scope:
-                    response = await self.client.request(
-                        method,
-                        url,
-                        params=params,
-                        content=content,
-                        headers=headers,
-                        timeout=self._timeout,
-                    )
+                    response = await self._exchange(method, url, params, content, headers)
             finally:
                 self._on_wire -= 1
             if scope.cancelled_caught:
@@ -369,12 +385,41 @@ class HTTPCore:
             response.status_code,
             (time.perf_counter() - t0) * 1000,
         )
+        if _too_large(response):
+            oversized = errors.ResponseDecodeError(
+                f"response body is larger than {MAX_BODY_BYTES} bytes "
+                f"(Content-Length: {response.headers['Content-Length']}); not read",
+                method=method,
+                url=shown_url,
+                status=response.status_code,
+                response=response,
+                attempts=attempt,
+            )
+            return _Failed(oversized, Outcome(status=response.status_code))
         if response.is_success:
             return response
         return _Failed(
             _status_error(response, method, shown_url, attempt, redact),
             Outcome(status=response.status_code, retry_after=_retry_after(response)),
         )
+
+
+def _too_large(response: httpx.Response) -> bool:
+    declared = response.headers.get("Content-Length", "")
+    return declared.isdigit() and int(declared) > MAX_BODY_BYTES
+
+
+def _load_json(response: httpx.Response) -> Any:
+    """The answer's JSON; `ValueError` for anything else, including JSON nested too deep.
+
+    The one place answers are parsed, so that a hostile body (nested 100,000 deep,
+    or an integer of 5,000 digits) fails the call it answers with a typed error
+    instead of a `RecursionError` escaping into the caller's task group.
+    """
+    try:
+        return json.loads(response.content)
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
 
 
 def _exchange_deadline(timeout: httpx.Timeout) -> float | None:
@@ -419,7 +464,7 @@ def _status_error(
     message = f"HTTP {status} {response.reason_phrase}".strip()
     code: str | None = None
     try:
-        payload = json.loads(response.content)
+        payload = _load_json(response)
     except ValueError:
         snippet = _snippet(response, redact).strip()
         if snippet:
@@ -470,10 +515,10 @@ def _decode(
     redact: tuple[str, ...],
 ) -> T:
     try:
-        data = json.loads(response.content)
+        data = _load_json(response)
     except ValueError as exc:
         raise errors.ResponseDecodeError(
-            f"response body is not JSON: {_snippet(response, redact)!r}",
+            f"response body is not JSON ({exc}): {_snippet(response, redact)!r}",
             method=method,
             url=url,
             status=response.status_code,

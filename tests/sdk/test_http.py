@@ -400,3 +400,62 @@ async def test_a_drip_within_the_deadline_is_fine() -> None:
         with anyio.fail_after(10):
             job = await client.get_project(PROJECT).batch.jobs.get(JOB_ID)
     assert job.id == JOB_ID
+
+
+# ----------------------------------------------------------------- hostile bodies
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+HUGE_INT = b'{"id": 1' + b"0" * 5000 + b"}"
+
+
+@pytest.mark.parametrize("content", [DEEP, HUGE_INT], ids=["deep", "huge-int"])
+async def test_a_hostile_body_fails_only_the_call_it_answers(content: bytes) -> None:
+    other = "batchjob_other"
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith(other):
+            return ok(wire.job(id=other))
+        return httpx.Response(200, content=content)
+
+    script = Script(*[answer] * 2)
+    results: dict[str, Any] = {}
+    async with script.client() as client:
+        jobs = client.get_project(PROJECT).batch.jobs
+
+        async def get(job_id: str) -> None:
+            try:
+                results[job_id] = await jobs.get(job_id)
+            except errors.NexusError as exc:
+                results[job_id] = exc
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(get, JOB_ID)
+            tg.start_soon(get, other)
+    assert isinstance(results[JOB_ID], errors.ResponseDecodeError)
+    assert results[other].id == other
+
+
+@pytest.mark.parametrize("status", [400, 503])
+async def test_a_hostile_error_body_is_still_the_status_error(status: int) -> None:
+    script = Script(*[httpx.Response(status, content=DEEP)] * 4)
+    async with script.client() as client:
+        with pytest.raises(errors.status_error_class(status)) as info:
+            await client.get_project(PROJECT).batch.jobs.get(JOB_ID)
+    assert info.value.status == status
+
+
+async def test_a_hostile_body_fails_a_wait_typed() -> None:
+    script = Script(httpx.Response(200, content=DEEP))
+    async with script.client() as client:
+        with pytest.raises(errors.ResponseDecodeError):
+            await client.get_project(PROJECT).batch.jobs.wait_until_done(JOB_ID, interval=0.01)
+
+
+async def test_a_body_declared_larger_than_the_limit_is_not_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("nexus_async._http.MAX_BODY_BYTES", 100)
+    script = Script(ok(wire.JOB))
+    async with script.client() as client:
+        with pytest.raises(errors.ResponseDecodeError, match="larger than 100 bytes"):
+            await client.get_project(PROJECT).batch.jobs.get(JOB_ID)
