@@ -5,7 +5,7 @@ headers, applies timeouts, retries what is safe to retry under the one
 `RetryPolicy`, maps failures to `nexus_async.errors`, and decodes the body into
 a model through the one converter. httpx exceptions never leave this module.
 
-`_send` is a short loop: `_attempt` makes one attempt and returns the 2xx response
+`_attempts` is a short loop: `_attempt` makes one attempt and returns the 2xx response
 or the error with its `Outcome`, and `_backoff.decide` (a pure function, tested as a
 table) says whether to retry, after how long, and how long a 429 pauses the client.
 
@@ -133,6 +133,7 @@ class HTTPCore:
         self._sent = 0
         self._waiting = 0
         self._on_wire = 0
+        self._calls: set[anyio.CancelScope] = set()  # of the calls under way, for aclose()
         # One connection per pool (see `_transport`): httpcore's pool bookkeeping
         # grows with its connection count and dominated fan-out CPU time.
         self._transport = SpreadTransport(max_connections) if http_client is None else None
@@ -156,7 +157,10 @@ class HTTPCore:
         )
 
     async def aclose(self) -> None:
+        """Close; calls under way (in flight, queued, between retries) raise `ClientClosedError`."""
         self.closed = True
+        for scope in list(self._calls):
+            scope.cancel()
         if self.owns_client:
             await self.client.aclose()
 
@@ -256,15 +260,58 @@ class HTTPCore:
         api: bool = True,
         redact: tuple[str, ...] = (),
     ) -> tuple[httpx.Response, int]:
-        """Attempts until one brings a 2xx or `decide` says stop: that response and its attempt.
+        """One call: the first 2xx response and the attempt it came on, or raise.
 
         `shown_url` is what logs and errors show; `deadline` bounds each exchange
         from connecting to the last byte (None: only httpx's per-operation timeouts);
         `api` is False for requests to hosts other than the API's, whose 429s must
-        not pause the whole client.
+        not pause the whole client. The attempts run in a cancel scope that
+        `aclose()` cancels, so a closed client ends its calls at once, typed.
         """
         if self.closed:
             raise errors.ClientClosedError("this AsyncClient is closed; create a new one")
+        scope = anyio.CancelScope()
+        self._calls.add(scope)
+        try:
+            with scope:
+                return await self._attempts(
+                    method,
+                    url,
+                    shown_url,
+                    headers=headers,
+                    params=params,
+                    content=content,
+                    retry=retry,
+                    deadline=deadline,
+                    api=api,
+                    redact=redact,
+                )
+        except errors.ClientClosedError:
+            raise
+        except Exception as exc:
+            if not self.closed:
+                raise
+            # Whatever the closing pool made of the exchange, the cause is the close.
+            raise _closed_error() from exc
+        finally:
+            self._calls.discard(scope)
+        raise _closed_error()  # only aclose() cancels the scope
+
+    async def _attempts(
+        self,
+        method: str,
+        url: str,
+        shown_url: str,
+        *,
+        headers: Mapping[str, str],
+        params: Mapping[str, str] | None,
+        content: Callable[[], bytes | AsyncIterable[bytes] | None],
+        retry: Retry,
+        deadline: float | None,
+        api: bool,
+        redact: tuple[str, ...],
+    ) -> tuple[httpx.Response, int]:
+        """Attempts until one brings a 2xx or `decide` says stop."""
         started = anyio.current_time()
         attempt = 0
         while True:
@@ -402,6 +449,10 @@ class HTTPCore:
             _status_error(response, method, shown_url, attempt, redact),
             Outcome(status=response.status_code, retry_after=_retry_after(response)),
         )
+
+
+def _closed_error() -> errors.ClientClosedError:
+    return errors.ClientClosedError("the AsyncClient was closed while this call was under way")
 
 
 def _too_large(response: httpx.Response) -> bool:

@@ -459,3 +459,96 @@ async def test_a_body_declared_larger_than_the_limit_is_not_read(
     async with script.client() as client:
         with pytest.raises(errors.ResponseDecodeError, match="larger than 100 bytes"):
             await client.get_project(PROJECT).batch.jobs.get(JOB_ID)
+
+
+# ------------------------------------------------------- closing with calls under way
+
+
+async def test_aclose_with_a_call_in_flight_raises_client_closed() -> None:
+    arrived = anyio.Event()
+
+    async def hang(stream: ByteStream) -> None:
+        await read_head(stream)
+        arrived.set()
+        await anyio.sleep_forever()
+
+    outcome: list[BaseException] = []
+    async with raw_server(hang) as url:
+        client = raw_client(url)
+        jobs = client.get_project(PROJECT).batch.jobs
+
+        async def get() -> None:
+            try:
+                await jobs.get(JOB_ID)
+            except Exception as exc:
+                outcome.append(exc)
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(get)
+                await arrived.wait()
+                await client.aclose()
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], errors.ClientClosedError), repr(outcome[0])
+
+
+async def test_aclose_between_retries_raises_client_closed_at_once() -> None:
+    first = anyio.Event()
+
+    def unavailable(request: httpx.Request) -> httpx.Response:
+        first.set()
+        return error(503)
+
+    slow_retry = nexus_async.RetryPolicy(
+        attempts=3, total_time=60.0, backoff=nexus_async.Backoff(initial=30.0, maximum=30.0)
+    )
+    script = Script(unavailable, ok(wire.JOB))
+    client = script.client(retry=slow_retry)
+    outcome: list[BaseException] = []
+
+    async def get() -> None:
+        try:
+            await client.get_project(PROJECT).batch.jobs.get(JOB_ID)
+        except Exception as exc:
+            outcome.append(exc)
+
+    with anyio.fail_after(5):  # the backoff alone would sleep 22.5 s or more
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(get)
+            await first.wait()
+            await client.aclose()
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], errors.ClientClosedError), repr(outcome[0])
+    assert len(script.requests) == 1
+
+
+async def test_aclose_of_the_own_transport_between_retries_is_client_closed() -> None:
+    """The SDK's own httpx client is closed by aclose(): the next attempt must not use it."""
+    served = anyio.Event()
+
+    async def unavailable(stream: ByteStream) -> None:
+        await read_head(stream)
+        await stream.send(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+        served.set()
+        await anyio.sleep_forever()
+
+    slow_retry = nexus_async.RetryPolicy(
+        attempts=3, total_time=60.0, backoff=nexus_async.Backoff(initial=0.3, maximum=0.3)
+    )
+    outcome: list[BaseException] = []
+    async with raw_server(unavailable) as url:
+        client = raw_client(url, retry=slow_retry)
+
+        async def get() -> None:
+            try:
+                await client.get_project(PROJECT).batch.jobs.get(JOB_ID)
+            except Exception as exc:
+                outcome.append(exc)
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(get)
+                await served.wait()
+                await client.aclose()
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], errors.ClientClosedError), repr(outcome[0])
