@@ -14,7 +14,14 @@ from ._backoff import RetryPolicy
 from ._datasets import Datasets
 from ._http import HTTPCore
 from ._jobs import Jobs
-from ._validate import check_id, check_int, check_timeout, check_type
+from ._validate import (
+    check_http_url,
+    check_id,
+    check_int,
+    check_secret_key,
+    check_timeout,
+    check_type,
+)
 from ._waiting import Poller
 from ._webhooks import Webhooks
 from .errors import ClientClosedError, ValidationError
@@ -56,7 +63,9 @@ class AsyncClient:
 
     Raises:
         ValidationError: no secret key was given or found in the environment, or an
-            argument is invalid (the message names it).
+            argument is invalid (the message names it): a key that is not printable
+            ASCII, a `base_url` that is not http(s) with a host, or that has a user
+            name, password, query or fragment.
 
     Example:
         async with AsyncClient("sk_...") as client:
@@ -75,13 +84,11 @@ class AsyncClient:
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
         key = secret_key if secret_key is not None else os.environ.get("DATATURE_SECRET_KEY")
-        if not key or not isinstance(key, str):
+        if not key:
             raise ValidationError("no secret key: pass `secret_key` or set DATATURE_SECRET_KEY")
-        if any(c.isspace() for c in key) or not key.isprintable():
-            raise ValidationError("`secret_key` must not contain whitespace or control characters")
+        check_secret_key(key)
         url = base_url or os.environ.get("DATATURE_API_BASE_URL") or DEFAULT_BASE_URL
-        if not url.startswith(("http://", "https://")):
-            raise ValidationError(f"`base_url` must be an http(s) URL (got {url!r})")
+        check_http_url(url, "base_url", bare=True)
         self._http = HTTPCore(
             secret_key=key,
             base_url=url,

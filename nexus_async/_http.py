@@ -34,6 +34,7 @@ than `RetryPolicy.max_retry_after` pauses nothing: it is raised at once as
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import enum
 import json
@@ -43,6 +44,7 @@ import random
 import sys
 import time
 from collections.abc import AsyncIterable, Callable, Mapping
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import anyio
@@ -72,6 +74,34 @@ UPLOAD_FLOOR_RATE = 128 * 1024
 # The largest answer read and decoded (a full page of the API's largest objects is a
 # few MB); a body declared larger is not read at all.
 MAX_BODY_BYTES = 64 << 20
+_KEY_HEADER = "Secret-Key"
+_REDACTED = "[redacted]"
+# Set while an upload is sent, so the filter below knows whose URLs to shorten.
+_UPLOADING: ContextVar[bool] = ContextVar("nexus_async_uploading", default=False)
+
+
+class _UploadQueryFilter(logging.Filter):
+    """Drops the query (its signature) from URLs in httpx's log lines about our uploads.
+
+    httpx logs every request at INFO with its full URL, and a pre-signed upload
+    URL's query is a credential for the bucket. The filter touches only records
+    emitted while an upload of this SDK is being sent (a context variable says
+    so), so other users of httpx in the process keep their log lines as they are.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _UPLOADING.get() and isinstance(record.args, tuple):
+            record.args = tuple(_without_query(arg) for arg in record.args)
+        return True
+
+
+def _without_query(value: object) -> object:
+    if isinstance(value, httpx.URL) and value.query:
+        return value.copy_with(query=None)
+    return value
+
+
+logging.getLogger("httpx").addFilter(_UploadQueryFilter())
 
 
 class Retry(enum.Enum):
@@ -139,7 +169,7 @@ class HTTPCore:
         self._transport = SpreadTransport(max_connections) if http_client is None else None
         self.client = http_client or httpx.AsyncClient(timeout=timeout, transport=self._transport)
         self._headers = {
-            "Secret-Key": secret_key,
+            _KEY_HEADER: secret_key,
             "User-Agent": USER_AGENT,
             "Accept": "application/json",
         }
@@ -217,7 +247,8 @@ class HTTPCore:
 
         The URL may point at another host (a storage bucket), so the API's `Secret-Key`
         is not sent, a 429 there does not pause the client's API requests, and the
-        URL's query (its signature) is left out of logs and errors. `content` is called
+        URL's query (its signature) is left out of logs and errors, httpx's own
+        request log line included (see `_UploadQueryFilter`). `content` is called
         once per attempt for a fresh body stream; `headers` should carry its
         Content-Length, which also sets the exchange's deadline: the client's
         timeout plus the time the body takes at `UPLOAD_FLOOR_RATE`. A PUT (the
@@ -233,18 +264,22 @@ class HTTPCore:
         deadline = self._deadline
         if deadline is not None:  # unknown size: httpx's per-operation timeouts only
             deadline = deadline + int(size) / UPLOAD_FLOOR_RATE if size.isdigit() else None
-        await self._send(
-            method,
-            url,
-            url.split("?", 1)[0],
-            headers={"User-Agent": USER_AGENT, **headers},
-            params=None,
-            content=content,
-            retry=retry,
-            deadline=deadline,
-            api=False,
-            redact=(self._secret_key,),
-        )
+        uploading = _UPLOADING.set(True)  # for `_UploadQueryFilter`
+        try:
+            await self._send(
+                method,
+                url,
+                url.split("?", 1)[0],
+                headers={"User-Agent": USER_AGENT, **headers},
+                params=None,
+                content=content,
+                retry=retry,
+                deadline=deadline,
+                api=False,
+                redact=(self._secret_key,),
+            )
+        finally:
+            _UPLOADING.reset(uploading)
 
     async def _send(
         self,
@@ -439,7 +474,7 @@ class HTTPCore:
                 method=method,
                 url=shown_url,
                 status=response.status_code,
-                response=response,
+                response=_carried(response),
                 attempts=attempt,
             )
             return _Failed(oversized, Outcome(status=response.status_code))
@@ -449,6 +484,18 @@ class HTTPCore:
             _status_error(response, method, shown_url, attempt, redact),
             Outcome(status=response.status_code, retry_after=_retry_after(response)),
         )
+
+
+def _redact_key(request: httpx.Request) -> None:
+    """Blank the key in a sent request: httpx's header repr hides only `Authorization`."""
+    if _KEY_HEADER in request.headers:
+        request.headers[_KEY_HEADER] = _REDACTED
+
+
+def _carried(response: httpx.Response) -> httpx.Response:
+    """`response` as an error carries it: its request's key blanked."""
+    _redact_key(response.request)
+    return response
 
 
 def _closed_error() -> errors.ClientClosedError:
@@ -493,13 +540,15 @@ def _transport_error(
         text = f"request failed ({type(exc).__name__}: {exc})"
     error = cls(text, method=method, url=url, attempts=attempt)
     error.__cause__ = exc
+    with contextlib.suppress(RuntimeError):  # raised when no request is attached
+        _redact_key(exc.request)  # the cause carries the request too
     return error
 
 
 def _redacted(text: str, secrets: tuple[str, ...]) -> str:
     for secret in secrets:
         if secret:
-            text = text.replace(secret, "[redacted]")
+            text = text.replace(secret, _REDACTED)
     return text
 
 
@@ -533,7 +582,7 @@ def _status_error(
         url=url,
         status=status,
         code=code,
-        response=response,
+        response=_carried(response),
         attempts=attempt,
     )
     if isinstance(error, errors.RateLimitedError):
@@ -565,25 +614,19 @@ def _decode(
     attempt: int,
     redact: tuple[str, ...],
 ) -> T:
+    cause: ValueError
     try:
-        data = _load_json(response)
-    except ValueError as exc:
-        raise errors.ResponseDecodeError(
-            f"response body is not JSON ({exc}): {_snippet(response, redact)!r}",
-            method=method,
-            url=url,
-            status=response.status_code,
-            response=response,
-            attempts=attempt,
-        ) from exc
-    try:
-        return structure(data, into)
+        return structure(_load_json(response), into)
     except errors.StructureError as exc:
-        raise errors.ResponseDecodeError(
-            _redacted(str(exc), redact),
-            method=method,
-            url=url,
-            status=response.status_code,
-            response=response,
-            attempts=attempt,
-        ) from exc
+        message, cause = _redacted(str(exc), redact), exc
+    except ValueError as exc:
+        message = f"response body is not JSON ({exc}): {_snippet(response, redact)!r}"
+        cause = exc
+    raise errors.ResponseDecodeError(
+        message,
+        method=method,
+        url=url,
+        status=response.status_code,
+        response=_carried(response),
+        attempts=attempt,
+    ) from cause

@@ -25,6 +25,7 @@ __all__ = [
     "check_keys",
     "check_number",
     "check_secret",
+    "check_secret_key",
     "check_str",
     "check_timeout",
     "check_type",
@@ -220,6 +221,23 @@ def check_secret(value: Any, name: str = "secret") -> str:
             f"(got {len(raw)}); use signing.generate_secret()"
         )
     return text
+
+
+def check_secret_key(value: Any, name: str = "secret_key") -> str:
+    """Return `value` if it can be sent as the API key header; messages never echo it.
+
+    A key with a non-ASCII character (an en dash pasted from a web page) could not
+    be encoded into the header, and every call would fail with the key in the error.
+    """
+    if not isinstance(value, str) or not value:
+        raise ValidationError(f"`{name}` must be a non-empty string (got {type(value).__name__})")
+    if not value.isascii():
+        raise ValidationError(
+            f"`{name}` must be ASCII; it has a character that is not (pasted from a web page?)"
+        )
+    if any(c.isspace() for c in value) or not value.isprintable():
+        raise ValidationError(f"`{name}` must not contain whitespace or control characters")
+    return value
 
 
 def check_keys(value: Any, allowed: set[str] | frozenset[str], name: str) -> Mapping[str, Any]:
