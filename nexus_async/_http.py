@@ -23,6 +23,13 @@ the client's timeout), since httpx's timeouts bound each read and write and an
 answer dripping a byte at a time never trips them; with `RetryPolicy.total_time`
 no call outlives its retry budget by more than one exchange.
 
+Answers are parsed in one place (`_load_json`), where JSON nested too deep is a
+`ResponseDecodeError` for the call it answers, and a body declared over
+`MAX_BODY_BYTES` is not read. `aclose()` cancels the calls under way, which then
+raise `ClientClosedError`. The key never appears in what errors carry (messages,
+`response.request`, the chained httpx exception), nor an upload URL's query in
+logs, httpx's own included.
+
 Load control is client-wide: at most `max_in_flight` requests are on the wire at
 once (the rest queue here, first come first served, instead of timing out in the
 connection pool), and a 429 pauses every request of the client until its

@@ -16,7 +16,8 @@ import pytest
 from anyio.abc import ByteStream, SocketAttribute
 
 import nexus_async
-from nexus_async import errors
+from nexus_async import HTTPStats, Job, TransportStats, errors
+from nexus_async._http import HTTPCore, Retry
 
 from . import wire
 from .mock import FAST_RETRY, KEY, PROJECT, Script, body, error, ok
@@ -552,3 +553,94 @@ async def test_aclose_of_the_own_transport_between_retries_is_client_closed() ->
                 await client.aclose()
     assert len(outcome) == 1
     assert isinstance(outcome[0], errors.ClientClosedError), repr(outcome[0])
+
+
+# ------------------------------------------------------------------------ diagnostics
+
+
+def _core(base_url: str, **kwargs: Any) -> HTTPCore:
+    options: dict[str, Any] = {
+        "secret_key": KEY,
+        "base_url": base_url,
+        "timeout": httpx.Timeout(5.0),
+        "retry": FAST_RETRY,
+        "http_client": None,
+        "max_connections": 4,
+        "max_in_flight": 4,
+        **kwargs,
+    }
+    return HTTPCore(**options)
+
+
+async def test_stats_count_what_is_sent_in_flight_and_pooled() -> None:
+    arrived, release = anyio.Event(), anyio.Event()
+
+    async def held(stream: ByteStream) -> None:
+        await read_head(stream)
+        arrived.set()
+        await release.wait()
+        await stream.send(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(JOB_BODY), JOB_BODY)
+        )
+
+    async with raw_server(held) as url:
+        http = _core(url)
+        assert http.stats() == HTTPStats(
+            requests_sent=0, waiting=0, in_flight=0, transport=TransportStats(0, 0, 0)
+        )
+        got: list[Job] = []
+
+        async def get() -> None:
+            got.append(await http.request("GET", "/x", into=Job, retry=Retry.IDEMPOTENT))
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(get)
+                await arrived.wait()
+                during = http.stats()
+                release.set()
+        await http.aclose()
+    assert during == HTTPStats(
+        requests_sent=1, waiting=0, in_flight=1, transport=TransportStats(1, 1, 1)
+    )
+    assert http.stats() == HTTPStats(
+        requests_sent=1, waiting=0, in_flight=0, transport=TransportStats(1, 0, 1)
+    )
+    assert got[0].id == JOB_ID
+
+
+async def test_stats_count_calls_waiting_for_the_in_flight_limit() -> None:
+    arrived, release = anyio.Event(), anyio.Event()
+
+    async def held(stream: ByteStream) -> None:
+        await read_head(stream)
+        arrived.set()
+        await release.wait()
+        await stream.send(
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(JOB_BODY), JOB_BODY)
+        )
+
+    async with raw_server(held) as url:
+        http = _core(url, max_connections=1, max_in_flight=1)
+
+        async def get() -> None:
+            await http.request("GET", "/x", into=Job, retry=Retry.IDEMPOTENT)
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(get)
+                await arrived.wait()
+                tg.start_soon(get)
+                tg.start_soon(get)
+                for _ in range(100):  # let both reach the limit (bounded)
+                    if http.stats().waiting == 2:
+                        break
+                    await anyio.lowlevel.checkpoint()
+                waiting = http.stats().waiting
+                release.set()
+        await http.aclose()
+    assert waiting == 2
+    assert http.stats().requests_sent == 3
+    assert http.stats().waiting == 0
