@@ -345,6 +345,21 @@ def raw_client(base_url: str, **kwargs: Any) -> nexus_async.AsyncClient:
     return nexus_async.AsyncClient(KEY, base_url=base_url, **kwargs)
 
 
+def _core(base_url: str, **kwargs: Any) -> HTTPCore:
+    """The HTTP layer on its own, with the SDK's transport, for what needs no resource."""
+    options: dict[str, Any] = {
+        "secret_key": KEY,
+        "base_url": base_url,
+        "timeout": httpx.Timeout(5.0),
+        "retry": FAST_RETRY,
+        "http_client": None,
+        "max_connections": 4,
+        "max_in_flight": 4,
+        **kwargs,
+    }
+    return HTTPCore(**options)
+
+
 JOB_BODY = json.dumps(wire.JOB).encode()
 
 
@@ -369,7 +384,16 @@ async def drip_head(stream: ByteStream) -> None:
         await anyio.sleep(0.1)
 
 
-@pytest.mark.parametrize("handler", [drip_body, drip_head], ids=["body", "headers"])
+async def stall_after_head(stream: ByteStream) -> None:
+    """Headers promising a body that never comes."""
+    await read_head(stream)
+    await stream.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+    await anyio.sleep_forever()
+
+
+@pytest.mark.parametrize(
+    "handler", [drip_body, drip_head, stall_after_head], ids=["body", "headers", "stall"]
+)
 async def test_a_slow_drip_ends_within_the_call_bound(handler: Handler) -> None:
     """Each byte beats the 0.5 s read timeout; the exchange's own deadline still ends it."""
     policy = nexus_async.RetryPolicy(
@@ -382,8 +406,40 @@ async def test_a_slow_drip_ends_within_the_call_bound(handler: Handler) -> None:
             await jobs.get(JOB_ID)
         took = anyio.current_time() - t0
     assert info.value.attempts == 2
-    # Two attempts of at most 0.5 s each, plus a 10 ms backoff: well under 2 s.
-    assert took < 2.0
+    # The bound: the 1 s retry budget plus one 0.5 s exchange, and room for a loaded
+    # machine. Before exchanges had a deadline, a drip took over 100 s here.
+    assert took < 1.0 + 0.5 + 1.5
+
+
+async def test_a_half_sent_upload_ends_within_the_call_bound() -> None:
+    """The server takes the head, then stops reading: the body stalls mid-way."""
+
+    async def stop_reading(stream: ByteStream) -> None:
+        await read_head(stream)
+        await anyio.sleep_forever()
+
+    size = 32 << 20  # far more than the socket buffers hold
+    chunk = b"x" * (1 << 20)
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(size // len(chunk)):
+            yield chunk
+
+    policy = nexus_async.RetryPolicy(
+        attempts=2, total_time=1.0, backoff=nexus_async.Backoff(initial=0.01, maximum=0.01)
+    )
+    async with raw_server(stop_reading) as url:
+        http = _core(url, timeout=httpx.Timeout(0.5), retry=policy)
+        t0 = anyio.current_time()
+        with anyio.fail_after(10), pytest.raises(errors.RequestTimeoutError) as info:
+            await http.upload(
+                "PUT", url + "/upload?sig=s", headers={"Content-Length": str(size)}, content=body
+            )
+        took = anyio.current_time() - t0
+        await http.aclose()
+    assert info.value.attempts == 2
+    assert "sig=" not in info.value.url
+    assert took < 1.0 + 0.5 + 1.5
 
 
 async def test_a_drip_within_the_deadline_is_fine() -> None:
@@ -556,20 +612,6 @@ async def test_aclose_of_the_own_transport_between_retries_is_client_closed() ->
 
 
 # ------------------------------------------------------------------------ diagnostics
-
-
-def _core(base_url: str, **kwargs: Any) -> HTTPCore:
-    options: dict[str, Any] = {
-        "secret_key": KEY,
-        "base_url": base_url,
-        "timeout": httpx.Timeout(5.0),
-        "retry": FAST_RETRY,
-        "http_client": None,
-        "max_connections": 4,
-        "max_in_flight": 4,
-        **kwargs,
-    }
-    return HTTPCore(**options)
 
 
 async def test_stats_count_what_is_sent_in_flight_and_pooled() -> None:
