@@ -474,23 +474,30 @@ class HTTPCore:
             response.status_code,
             (time.perf_counter() - t0) * 1000,
         )
-        if _too_large(response):
-            oversized = errors.ResponseDecodeError(
-                f"response body is larger than {MAX_BODY_BYTES} bytes "
-                f"(Content-Length: {response.headers['Content-Length']}); not read",
-                method=method,
-                url=shown_url,
-                status=response.status_code,
-                response=_carried(response),
-                attempts=attempt,
-            )
-            return _Failed(oversized, Outcome(status=response.status_code))
-        if response.is_success:
-            return response
-        return _Failed(
-            _status_error(response, method, shown_url, attempt, redact),
-            Outcome(status=response.status_code, retry_after=_retry_after(response)),
+        return _judge(response, method, shown_url, attempt, redact)
+
+
+def _judge(
+    response: httpx.Response, method: str, url: str, attempt: int, redact: tuple[str, ...]
+) -> httpx.Response | _Failed:
+    """A read answer: the 2xx response itself, or the error it makes and its `Outcome`."""
+    if _too_large(response):
+        oversized = errors.ResponseDecodeError(
+            f"response body is larger than {MAX_BODY_BYTES} bytes "
+            f"(Content-Length: {response.headers['Content-Length']}); not read",
+            method=method,
+            url=url,
+            status=response.status_code,
+            response=_carried(response),
+            attempts=attempt,
         )
+        return _Failed(oversized, Outcome(status=response.status_code))
+    if response.is_success:
+        return response
+    return _Failed(
+        _status_error(response, method, url, attempt, redact),
+        Outcome(status=response.status_code, retry_after=_retry_after(response)),
+    )
 
 
 def _redact_key(request: httpx.Request) -> None:
