@@ -24,8 +24,8 @@ answer dripping a byte at a time never trips them; with `RetryPolicy.total_time`
 no call outlives its retry budget by more than one exchange.
 
 Answers are parsed in one place (`_load_json`), where JSON nested too deep is a
-`ResponseDecodeError` for the call it answers, and a body declared over
-`MAX_BODY_BYTES` is not read. `aclose()` cancels the calls under way, which then
+`ResponseDecodeError` for the call it answers, and a body is read no further than
+`MAX_BODY_BYTES`. `aclose()` cancels the calls under way, which then
 raise `ClientClosedError`. The key never appears in what errors carry (messages,
 `response.request`, the chained httpx exception), nor an upload URL's query in
 logs, httpx's own included.
@@ -50,7 +50,7 @@ import math
 import random
 import sys
 import time
-from collections.abc import AsyncIterable, Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
@@ -78,8 +78,8 @@ _UNSENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # An upload's exchange deadline grows with its size at this slowest expected rate
 # (bytes per second), so a large file on a slow uplink is not cut off.
 UPLOAD_FLOOR_RATE = 128 * 1024
-# The largest answer read and decoded (a full page of the API's largest objects is a
-# few MB); a body declared larger is not read at all.
+# The largest answer read and decoded, in bytes as they arrive (a full page of the
+# API's largest objects is a few MB).
 MAX_BODY_BYTES = 64 << 20
 _KEY_HEADER = "Secret-Key"
 _REDACTED = "[redacted]"
@@ -403,14 +403,21 @@ class HTTPCore:
         content: bytes | AsyncIterable[bytes] | None,
         headers: Mapping[str, str],
     ) -> httpx.Response:
-        """Send and read the answer, unless it declares a body over `MAX_BODY_BYTES`."""
+        """Send and read the answer; `_TooLarge` for a body over `MAX_BODY_BYTES`.
+
+        A body declared larger is not read at all; one that is not declared (or
+        lies) is read no further than the limit.
+        """
         request = self.client.build_request(
             method, url, params=params, content=content, headers=headers, timeout=self._timeout
         )
         response = await self.client.send(request, stream=True)
         try:
-            if not _too_large(response):
-                await response.aread()
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+                raise _TooLarge(response)
+            response.stream = _Capped(response.stream, response)
+            await response.aread()
         finally:
             await response.aclose()
         return response
@@ -459,6 +466,16 @@ class HTTPCore:
                     attempts=attempt,
                 )
                 return _Failed(error, Outcome(sent=True))
+        except _TooLarge as exc:
+            oversized = errors.ResponseDecodeError(
+                f"response body is larger than {MAX_BODY_BYTES} bytes; not read",
+                method=method,
+                url=shown_url,
+                status=exc.response.status_code,
+                response=_carried(exc.response),
+                attempts=attempt,
+            )
+            return _Failed(oversized, Outcome(status=exc.response.status_code))
         except httpx.HTTPError as exc:
             logger.debug("%s %s failed: %s", method, shown_url, type(exc).__name__)
             return _Failed(
@@ -481,17 +498,6 @@ def _judge(
     response: httpx.Response, method: str, url: str, attempt: int, redact: tuple[str, ...]
 ) -> httpx.Response | _Failed:
     """A read answer: the 2xx response itself, or the error it makes and its `Outcome`."""
-    if _too_large(response):
-        oversized = errors.ResponseDecodeError(
-            f"response body is larger than {MAX_BODY_BYTES} bytes "
-            f"(Content-Length: {response.headers['Content-Length']}); not read",
-            method=method,
-            url=url,
-            status=response.status_code,
-            response=_carried(response),
-            attempts=attempt,
-        )
-        return _Failed(oversized, Outcome(status=response.status_code))
     if response.is_success:
         return response
     return _Failed(
@@ -516,9 +522,34 @@ def _closed_error() -> errors.ClientClosedError:
     return errors.ClientClosedError("the AsyncClient was closed while this call was under way")
 
 
-def _too_large(response: httpx.Response) -> bool:
-    declared = response.headers.get("Content-Length", "")
-    return declared.isdigit() and int(declared) > MAX_BODY_BYTES
+class _TooLarge(Exception):
+    """An answer with a body over `MAX_BODY_BYTES`, not read (any further)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(response)
+        self.response = response
+
+
+class _Capped(httpx.AsyncByteStream):
+    """A body stream that stops at `MAX_BODY_BYTES`: a hostile server may never end one."""
+
+    def __init__(
+        self, stream: httpx.SyncByteStream | httpx.AsyncByteStream, response: httpx.Response
+    ) -> None:
+        assert isinstance(stream, httpx.AsyncByteStream)
+        self._stream = stream
+        self._response = response
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        size = 0
+        async for chunk in self._stream:
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise _TooLarge(self._response)
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
 
 
 def _load_json(response: httpx.Response) -> Any:

@@ -518,6 +518,24 @@ async def test_a_body_declared_larger_than_the_limit_is_not_read(
             await client.get_project(PROJECT).batch.jobs.get(JOB_ID)
 
 
+async def test_an_endless_undeclared_body_is_read_no_further_than_the_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("nexus_async._http.MAX_BODY_BYTES", 10_000)
+
+    async def endless(stream: ByteStream) -> None:
+        await read_head(stream)
+        await stream.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        chunk = b"[" * 1000
+        for _ in range(100_000):  # bounded; the client stops reading long before
+            await stream.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+
+    policy = nexus_async.RetryPolicy(attempts=1)
+    async with raw_server(endless) as url, raw_client(url, timeout=5.0, retry=policy) as client:
+        with anyio.fail_after(4), pytest.raises(errors.ResponseDecodeError, match="10000 bytes"):
+            await client.get_project(PROJECT).batch.jobs.get(JOB_ID)
+
+
 # ------------------------------------------------------- closing with calls under way
 
 
