@@ -12,7 +12,14 @@ from ._datasets import Datasets
 from ._http import HTTPCore
 from ._jobs import Jobs
 from ._runtime import Diagnostics, Runtime
-from ._validate import check_id, check_int, check_timeout, check_type
+from ._validate import (
+    check_http_url,
+    check_id,
+    check_int,
+    check_secret_key,
+    check_timeout,
+    check_type,
+)
 from ._webhooks import Webhooks
 from .errors import ValidationError
 
@@ -33,7 +40,10 @@ class AsyncClient:
         base_url: API root; defaults to `$DATATURE_API_BASE_URL`, then
             `https://api.datature.io`.
         timeout: Per-request timeout in seconds (or an `httpx.Timeout`): connect,
-            read, write and pool wait each get this long.
+            read, write and pool wait each get this long, and the whole exchange
+            (connect to last byte) the longest of them. A call, retries included,
+            ends within `retry.total_time` plus one such exchange (plus any time
+            queued behind `max_connections` or a 429 pause).
         retry: When and how long to retry; see `RetryPolicy`.
         max_connections: Size of the connection pool, and the most requests in flight
             at once: more queue inside the client (first come, first served)
@@ -44,7 +54,9 @@ class AsyncClient:
 
     Raises:
         ValidationError: no secret key was given or found in the environment, or an
-            argument is invalid (the message names it).
+            argument is invalid (the message names it): a key that is not printable
+            ASCII, a `base_url` that is not http(s) with a host, or that has a user
+            name, password, query or fragment.
 
     Example:
         async with AsyncClient("sk_...") as client:
@@ -63,13 +75,11 @@ class AsyncClient:
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
         key = secret_key if secret_key is not None else os.environ.get("DATATURE_SECRET_KEY")
-        if not key or not isinstance(key, str):
+        if not key:
             raise ValidationError("no secret key: pass `secret_key` or set DATATURE_SECRET_KEY")
-        if any(c.isspace() for c in key) or not key.isprintable():
-            raise ValidationError("`secret_key` must not contain whitespace or control characters")
+        check_secret_key(key)
         url = base_url or os.environ.get("DATATURE_API_BASE_URL") or DEFAULT_BASE_URL
-        if not url.startswith(("http://", "https://")):
-            raise ValidationError(f"`base_url` must be an http(s) URL (got {url!r})")
+        check_http_url(url, "base_url", bare=True)
         self._http = HTTPCore(
             secret_key=key,
             base_url=url,

@@ -153,7 +153,7 @@ class _NdjsonScan:
             number += 1
             try:
                 item, end = scan(line, 0)
-            except (StopIteration, ValueError):
+            except (StopIteration, ValueError, RecursionError):
                 item, end = None, -1
             if (
                 end == len(line)
@@ -180,6 +180,8 @@ class _NdjsonScan:
             item = json.loads(text)
         except ValueError as exc:
             raise self._fail(f"not valid JSON ({exc})", self._line) from None
+        except RecursionError:
+            raise self._fail("not a dataset item (JSON nested too deep)", self._line) from None
         problem = _item_problem(item)
         if problem is not None:
             raise self._fail(problem, self._line)

@@ -5,7 +5,7 @@ headers, applies timeouts, retries what is safe to retry under the one
 `RetryPolicy`, maps failures to `nexus_async.errors`, and decodes the body into
 a model through the one converter. httpx exceptions never leave this module.
 
-`_send` is a short loop: `_attempt` makes one attempt and returns the 2xx response
+`_attempts` is a short loop: `_attempt` makes one attempt and returns the 2xx response
 or the error with its `Outcome`, and `_backoff.decide` (a pure function, tested as a
 table) says whether to retry, after how long, and how long a 429 pauses the client.
 
@@ -18,6 +18,18 @@ What is retried:
   got a 5xx or lost its response may have been carried out, and repeating it
   could start a second job, so it is raised instead.
 
+Every exchange has a deadline from connecting to the last byte (the longest part of
+the client's timeout), since httpx's timeouts bound each read and write and an
+answer dripping a byte at a time never trips them; with `RetryPolicy.total_time`
+no call outlives its retry budget by more than one exchange.
+
+Answers are parsed in one place (`_load_json`), where JSON nested too deep is a
+`ResponseDecodeError` for the call it answers, and a body is read no further than
+`MAX_BODY_BYTES`. `aclose()` cancels the calls under way, which then
+raise `ClientClosedError`. The key never appears in what errors carry (messages,
+`response.request`, the chained httpx exception), nor an upload URL's query in
+logs, httpx's own included.
+
 Load control is client-wide: at most `max_in_flight` requests are on the wire at
 once (the rest queue here, first come first served, instead of timing out in the
 connection pool), and a 429 pauses every request of the client until its
@@ -29,14 +41,17 @@ than `RetryPolicy.max_retry_after` pauses nothing: it is raised at once as
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import enum
 import json
 import logging
+import math
 import random
 import sys
 import time
-from collections.abc import AsyncIterable, Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import anyio
@@ -60,6 +75,40 @@ USER_AGENT = (
     f"python/{'.'.join(map(str, sys.version_info[:3]))}"
 )
 _UNSENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# An upload's exchange deadline grows with its size at this slowest expected rate
+# (bytes per second), so a large file on a slow uplink is not cut off.
+UPLOAD_FLOOR_RATE = 128 * 1024
+# The largest answer read and decoded, in bytes as they arrive (a full page of the
+# API's largest objects is a few MB).
+MAX_BODY_BYTES = 64 << 20
+_KEY_HEADER = "Secret-Key"
+_REDACTED = "[redacted]"
+# Set while an upload is sent, so the filter below knows whose URLs to shorten.
+_UPLOADING: ContextVar[bool] = ContextVar("nexus_async_uploading", default=False)
+
+
+class _UploadQueryFilter(logging.Filter):
+    """Drops the query (its signature) from URLs in httpx's log lines about our uploads.
+
+    httpx logs every request at INFO with its full URL, and a pre-signed upload
+    URL's query is a credential for the bucket. The filter touches only records
+    emitted while an upload of this SDK is being sent (a context variable says
+    so), so other users of httpx in the process keep their log lines as they are.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _UPLOADING.get() and isinstance(record.args, tuple):
+            record.args = tuple(_without_query(arg) for arg in record.args)
+        return True
+
+
+def _without_query(value: object) -> object:
+    if isinstance(value, httpx.URL) and value.query:
+        return value.copy_with(query=None)
+    return value
+
+
+logging.getLogger("httpx").addFilter(_UploadQueryFilter())
 
 
 class Retry(enum.Enum):
@@ -112,6 +161,7 @@ class HTTPCore:
         self._secret_key = secret_key
         self.base_url = base_url.rstrip("/")
         self._timeout = timeout
+        self._deadline = _exchange_deadline(timeout)
         self.retry = retry
         self.owns_client = http_client is None
         self.closed = False
@@ -122,12 +172,13 @@ class HTTPCore:
         self._on_wire = 0
         # The API's clock, from the last `Date` header: (epoch seconds, anyio time seen).
         self._server_date: tuple[float, float] | None = None
+        self._calls: set[anyio.CancelScope] = set()  # of the calls under way, for aclose()
         # One connection per pool (see `_transport`): httpcore's pool bookkeeping
         # grows with its connection count and dominated fan-out CPU time.
         self._transport = SpreadTransport(max_connections) if http_client is None else None
         self.client = http_client or httpx.AsyncClient(timeout=timeout, transport=self._transport)
         self._headers = {
-            "Secret-Key": secret_key,
+            _KEY_HEADER: secret_key,
             "User-Agent": USER_AGENT,
             "Accept": "application/json",
         }
@@ -156,7 +207,10 @@ class HTTPCore:
         return int((date + anyio.current_time() - seen) * 1000)
 
     async def aclose(self) -> None:
+        """Close; calls under way (in flight, queued, between retries) raise `ClientClosedError`."""
         self.closed = True
+        for scope in list(self._calls):
+            scope.cancel()
         if self.owns_client:
             await self.client.aclose()
 
@@ -196,6 +250,7 @@ class HTTPCore:
             params=params,
             content=lambda: content,
             retry=retry,
+            deadline=self._deadline,
             redact=secrets,
         )
         return _decode(response, into, method, url, attempt, secrets)
@@ -212,27 +267,39 @@ class HTTPCore:
 
         The URL may point at another host (a storage bucket), so the API's `Secret-Key`
         is not sent, a 429 there does not pause the client's API requests, and the
-        URL's query (its signature) is left out of logs and errors. `content` is called
+        URL's query (its signature) is left out of logs and errors, httpx's own
+        request log line included (see `_UploadQueryFilter`). `content` is called
         once per attempt for a fresh body stream; `headers` should carry its
-        Content-Length. A PUT (the same bytes to the same URL) is retried like an
-        idempotent request; any other method only when it provably was not sent.
+        Content-Length, which also sets the exchange's deadline: the client's
+        timeout plus the time the body takes at `UPLOAD_FLOOR_RATE`. A PUT (the
+        same bytes to the same URL) is retried like an idempotent request; any other
+        method only when it provably was not sent.
 
         Raises:
             nexus_async.errors.TransportError: no response after the allowed attempts.
             nexus_async.errors.APIStatusError: a non-2xx answer (the subclass for its status).
         """
         retry = Retry.IDEMPOTENT if method.upper() == "PUT" else Retry.UNSENT
-        await self._send(
-            method,
-            url,
-            url.split("?", 1)[0],
-            headers={"User-Agent": USER_AGENT, **headers},
-            params=None,
-            content=content,
-            retry=retry,
-            api=False,
-            redact=(self._secret_key,),
-        )
+        size = next((v for k, v in headers.items() if k.lower() == "content-length"), "")
+        deadline = self._deadline
+        if deadline is not None:  # unknown size: httpx's per-operation timeouts only
+            deadline = deadline + int(size) / UPLOAD_FLOOR_RATE if size.isdigit() else None
+        uploading = _UPLOADING.set(True)  # for `_UploadQueryFilter`
+        try:
+            await self._send(
+                method,
+                url,
+                url.split("?", 1)[0],
+                headers={"User-Agent": USER_AGENT, **headers},
+                params=None,
+                content=content,
+                retry=retry,
+                deadline=deadline,
+                api=False,
+                redact=(self._secret_key,),
+            )
+        finally:
+            _UPLOADING.reset(uploading)
 
     async def _send(
         self,
@@ -244,16 +311,62 @@ class HTTPCore:
         params: Mapping[str, str] | None,
         content: Callable[[], bytes | AsyncIterable[bytes] | None],
         retry: Retry,
+        deadline: float | None,
         api: bool = True,
         redact: tuple[str, ...] = (),
     ) -> tuple[httpx.Response, int]:
-        """Attempts until one brings a 2xx or `decide` says stop: that response and its attempt.
+        """One call: the first 2xx response and the attempt it came on, or raise.
 
-        `shown_url` is what logs and errors show; `api` is False for requests to
-        hosts other than the API's, whose 429s must not pause the whole client.
+        `shown_url` is what logs and errors show; `deadline` bounds each exchange
+        from connecting to the last byte (None: only httpx's per-operation timeouts);
+        `api` is False for requests to hosts other than the API's, whose 429s must
+        not pause the whole client. The attempts run in a cancel scope that
+        `aclose()` cancels, so a closed client ends its calls at once, typed.
         """
         if self.closed:
             raise errors.ClientClosedError("this AsyncClient is closed; create a new one")
+        scope = anyio.CancelScope()
+        self._calls.add(scope)
+        try:
+            with scope:
+                return await self._attempts(
+                    method,
+                    url,
+                    shown_url,
+                    headers=headers,
+                    params=params,
+                    content=content,
+                    retry=retry,
+                    deadline=deadline,
+                    api=api,
+                    redact=redact,
+                )
+        except errors.ClientClosedError:
+            raise
+        except Exception as exc:
+            if not self.closed:
+                raise
+            # Whatever the closing pool made of the exchange, the cause is the close.
+            raise _closed_error() from exc
+        finally:
+            self._calls.discard(scope)
+        raise _closed_error()  # only aclose() cancels the scope
+
+    async def _attempts(
+        self,
+        method: str,
+        url: str,
+        shown_url: str,
+        *,
+        headers: Mapping[str, str],
+        params: Mapping[str, str] | None,
+        content: Callable[[], bytes | AsyncIterable[bytes] | None],
+        retry: Retry,
+        deadline: float | None,
+        api: bool,
+        redact: tuple[str, ...],
+    ) -> tuple[httpx.Response, int]:
+        """Attempts until one brings a 2xx or `decide` says stop."""
         started = anyio.current_time()
         attempt = 0
         while True:
@@ -267,6 +380,7 @@ class HTTPCore:
                 content=content(),
                 attempt=attempt,
                 api=api,
+                deadline=deadline,
                 redact=redact,
             )
             if isinstance(result, httpx.Response):
@@ -295,6 +409,33 @@ class HTTPCore:
             )
             await anyio.sleep(decision.delay)
 
+    async def _exchange(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, str] | None,
+        content: bytes | AsyncIterable[bytes] | None,
+        headers: Mapping[str, str],
+    ) -> httpx.Response:
+        """Send and read the answer; `_TooLarge` for a body over `MAX_BODY_BYTES`.
+
+        A body declared larger is not read at all; one that is not declared (or
+        lies) is read no further than the limit.
+        """
+        request = self.client.build_request(
+            method, url, params=params, content=content, headers=headers, timeout=self._timeout
+        )
+        response = await self.client.send(request, stream=True)
+        try:
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+                raise _TooLarge(response)
+            response.stream = _Capped(response.stream, response)
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
+
     async def _attempt(
         self,
         method: str,
@@ -306,9 +447,14 @@ class HTTPCore:
         content: bytes | AsyncIterable[bytes] | None,
         attempt: int,
         api: bool,
+        deadline: float | None,
         redact: tuple[str, ...],
     ) -> httpx.Response | _Failed:
-        """One attempt, once the client's in-flight limit and any 429 pause allow it."""
+        """One attempt, once the client's in-flight limit and any 429 pause allow it.
+
+        httpx's timeouts bound each read and write, so an answer dripping a byte
+        at a time never trips them: `deadline` bounds the whole exchange.
+        """
         self._waiting += 1
         try:
             await self._in_flight.acquire()
@@ -322,16 +468,29 @@ class HTTPCore:
             self._sent += 1
             self._on_wire += 1
             try:
-                response = await self.client.request(
-                    method,
-                    url,
-                    params=params,
-                    content=content,
-                    headers=headers,
-                    timeout=self._timeout,
-                )
+                with anyio.move_on_after(math.inf if deadline is None else deadline) as scope:
+                    response = await self._exchange(method, url, params, content, headers)
             finally:
                 self._on_wire -= 1
+            if scope.cancelled_caught:
+                logger.debug("%s %s failed: over its %g s deadline", method, shown_url, deadline)
+                error = errors.RequestTimeoutError(
+                    f"request timed out (no complete answer within {deadline:g} s)",
+                    method=method,
+                    url=shown_url,
+                    attempts=attempt,
+                )
+                return _Failed(error, Outcome(sent=True))
+        except _TooLarge as exc:
+            oversized = errors.ResponseDecodeError(
+                f"response body is larger than {MAX_BODY_BYTES} bytes; not read",
+                method=method,
+                url=shown_url,
+                status=exc.response.status_code,
+                response=_carried(exc.response),
+                attempts=attempt,
+            )
+            return _Failed(oversized, Outcome(status=exc.response.status_code))
         except httpx.HTTPError as exc:
             logger.debug("%s %s failed: %s", method, shown_url, type(exc).__name__)
             return _Failed(
@@ -349,12 +508,7 @@ class HTTPCore:
             response.status_code,
             (time.perf_counter() - t0) * 1000,
         )
-        if response.is_success:
-            return response
-        return _Failed(
-            _status_error(response, method, shown_url, attempt, redact),
-            Outcome(status=response.status_code, retry_after=_retry_after(response)),
-        )
+        return _judge(response, method, shown_url, attempt, redact)
 
     def _note_date(self, response: httpx.Response) -> None:
         value = response.headers.get("Date")
@@ -365,6 +519,83 @@ class HTTPCore:
         except (TypeError, ValueError):
             return
         self._server_date = (date, anyio.current_time())
+
+
+def _judge(
+    response: httpx.Response, method: str, url: str, attempt: int, redact: tuple[str, ...]
+) -> httpx.Response | _Failed:
+    """A read answer: the 2xx response itself, or the error it makes and its `Outcome`."""
+    if response.is_success:
+        return response
+    return _Failed(
+        _status_error(response, method, url, attempt, redact),
+        Outcome(status=response.status_code, retry_after=_retry_after(response)),
+    )
+
+
+def _redact_key(request: httpx.Request) -> None:
+    """Blank the key in a sent request: httpx's header repr hides only `Authorization`."""
+    if _KEY_HEADER in request.headers:
+        request.headers[_KEY_HEADER] = _REDACTED
+
+
+def _carried(response: httpx.Response) -> httpx.Response:
+    """`response` as an error carries it: its request's key blanked."""
+    _redact_key(response.request)
+    return response
+
+
+def _closed_error() -> errors.ClientClosedError:
+    return errors.ClientClosedError("the AsyncClient was closed while this call was under way")
+
+
+class _TooLarge(Exception):
+    """An answer with a body over `MAX_BODY_BYTES`, not read (any further)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(response)
+        self.response = response
+
+
+class _Capped(httpx.AsyncByteStream):
+    """A body stream that stops at `MAX_BODY_BYTES`: a hostile server may never end one."""
+
+    def __init__(
+        self, stream: httpx.SyncByteStream | httpx.AsyncByteStream, response: httpx.Response
+    ) -> None:
+        assert isinstance(stream, httpx.AsyncByteStream)
+        self._stream = stream
+        self._response = response
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        size = 0
+        async for chunk in self._stream:
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise _TooLarge(self._response)
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+def _load_json(response: httpx.Response) -> Any:
+    """The answer's JSON; `ValueError` for anything else, including JSON nested too deep.
+
+    The one place answers are parsed, so that a hostile body (nested 100,000 deep,
+    or an integer of 5,000 digits) fails the call it answers with a typed error
+    instead of a `RecursionError` escaping into the caller's task group.
+    """
+    try:
+        return json.loads(response.content)
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
+
+
+def _exchange_deadline(timeout: httpx.Timeout) -> float | None:
+    """Seconds one whole exchange may take: the longest of the timeout's parts that are set."""
+    parts = [seconds for seconds in timeout.as_dict().values() if seconds is not None]
+    return max(parts) if parts else None
 
 
 def _transport_error(
@@ -381,13 +612,15 @@ def _transport_error(
         text = f"request failed ({type(exc).__name__}: {exc})"
     error = cls(text, method=method, url=url, attempts=attempt)
     error.__cause__ = exc
+    with contextlib.suppress(RuntimeError):  # raised when no request is attached
+        _redact_key(exc.request)  # the cause carries the request too
     return error
 
 
 def _redacted(text: str, secrets: tuple[str, ...]) -> str:
     for secret in secrets:
         if secret:
-            text = text.replace(secret, "[redacted]")
+            text = text.replace(secret, _REDACTED)
     return text
 
 
@@ -403,7 +636,7 @@ def _status_error(
     message = f"HTTP {status} {response.reason_phrase}".strip()
     code: str | None = None
     try:
-        payload = json.loads(response.content)
+        payload = _load_json(response)
     except ValueError:
         snippet = _snippet(response, redact).strip()
         if snippet:
@@ -421,7 +654,7 @@ def _status_error(
         url=url,
         status=status,
         code=code,
-        response=response,
+        response=_carried(response),
         attempts=attempt,
     )
     if isinstance(error, errors.RateLimitedError):
@@ -453,25 +686,19 @@ def _decode(
     attempt: int,
     redact: tuple[str, ...],
 ) -> T:
+    cause: ValueError
     try:
-        data = json.loads(response.content)
-    except ValueError as exc:
-        raise errors.ResponseDecodeError(
-            f"response body is not JSON: {_snippet(response, redact)!r}",
-            method=method,
-            url=url,
-            status=response.status_code,
-            response=response,
-            attempts=attempt,
-        ) from exc
-    try:
-        return structure(data, into)
+        return structure(_load_json(response), into)
     except errors.StructureError as exc:
-        raise errors.ResponseDecodeError(
-            _redacted(str(exc), redact),
-            method=method,
-            url=url,
-            status=response.status_code,
-            response=response,
-            attempts=attempt,
-        ) from exc
+        message, cause = _redacted(str(exc), redact), exc
+    except ValueError as exc:
+        message = f"response body is not JSON ({exc}): {_snippet(response, redact)!r}"
+        cause = exc
+    raise errors.ResponseDecodeError(
+        message,
+        method=method,
+        url=url,
+        status=response.status_code,
+        response=_carried(response),
+        attempts=attempt,
+    ) from cause

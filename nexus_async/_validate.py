@@ -6,8 +6,11 @@ Messages name the argument and the value, attrs-style:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import re
+import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -16,10 +19,13 @@ import httpx
 from .errors import ValidationError
 
 __all__ = [
+    "check_http_url",
     "check_id",
     "check_int",
     "check_keys",
     "check_number",
+    "check_secret",
+    "check_secret_key",
     "check_str",
     "check_timeout",
     "check_type",
@@ -32,6 +38,9 @@ __all__ = [
 # allowed: no `/`, `?`, `#`, `%`, `:`, whitespace, and no `..`.
 _ID_BODY = re.compile(r"[A-Za-z0-9_.\-]+")
 _MAX_ID_LENGTH = 200
+_BAD_URL_CHARS = re.compile(r"[\s\x00-\x1f\x7f]")
+MIN_SECRET_BYTES = 24
+MAX_SECRET_BYTES = 64
 
 
 def _show(value: Any) -> str:
@@ -161,6 +170,73 @@ def check_str(value: Any, name: str, *, max_length: int = 1000) -> str:
         raise ValidationError(
             f"`{name}` must be 1 to {max_length} characters (got {len(value)} characters)"
         )
+    return value
+
+
+def check_http_url(value: Any, name: str, *, max_length: int = 2048, bare: bool = False) -> str:
+    """Return `value` if it is an http(s) URL with a host, else raise `ValidationError`.
+
+    With `bare` (an API root that paths are appended to) it must also have no
+    user name or password, query or fragment, which would otherwise send requests
+    elsewhere or put a password in every error message; the message then never
+    echoes the URL, which may hold that password.
+    """
+    url = check_str(value, name, max_length=max_length)
+    shown = "" if bare else f" (got {url!r})"
+    if _BAD_URL_CHARS.search(url):
+        raise ValidationError(f"`{name}` must not contain whitespace or control characters{shown}")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as exc:
+        raise ValidationError(f"`{name}` is not a valid URL ({exc}){shown}") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValidationError(f"`{name}` must be an http or https URL{shown}")
+    if not parts.hostname:
+        raise ValidationError(f"`{name}` must name a host{shown}")
+    if bare:
+        if "@" in parts.netloc:
+            raise ValidationError(f"`{name}` must not contain a user name or password")
+        if "?" in url or "#" in url:
+            raise ValidationError(f"`{name}` must not have a query or fragment")
+    return url
+
+
+def check_secret(value: Any, name: str = "secret") -> str:
+    """Return the wire form of a webhook secret: base64 of 24..64 bytes.
+
+    A Standard Webhooks `whsec_` prefix is accepted and removed; `signing.verify`
+    accepts either form. Messages never echo the value.
+    """
+    if not isinstance(value, str):
+        raise ValidationError(f"`{name}` must be a base64 string (got {type(value).__name__})")
+    text = value.removeprefix("whsec_")
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValidationError(f"`{name}` must be valid base64") from None
+    if not MIN_SECRET_BYTES <= len(raw) <= MAX_SECRET_BYTES:
+        raise ValidationError(
+            f"`{name}` must decode to {MIN_SECRET_BYTES}..{MAX_SECRET_BYTES} bytes "
+            f"(got {len(raw)}); use signing.generate_secret()"
+        )
+    return text
+
+
+def check_secret_key(value: Any, name: str = "secret_key") -> str:
+    """Return `value` if it can be sent as the API key header; messages never echo it.
+
+    A key with a non-ASCII character (an en dash pasted from a web page) could not
+    be encoded into the header, and every call would fail with the key in the error.
+    """
+    if not isinstance(value, str) or not value:
+        raise ValidationError(f"`{name}` must be a non-empty string (got {type(value).__name__})")
+    if not value.isascii():
+        raise ValidationError(
+            f"`{name}` must be ASCII; it has a character that is not (pasted from a web page?)"
+        )
+    if any(c.isspace() for c in value) or not value.isprintable():
+        raise ValidationError(f"`{name}` must not contain whitespace or control characters")
     return value
 
 

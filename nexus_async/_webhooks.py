@@ -9,132 +9,27 @@ receiver; `update_secret` replaces it later.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
-import urllib.parse
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import attrs
 
-from . import errors
 from ._convert import unstructure
 from ._http import HTTPCore, Retry
 from ._resource import Collection
 from ._runtime import Runtime
-from ._validate import check_int, check_keys, check_str
+from ._validate import check_secret, check_str
 from .models import (
     CreatedWebhook,
     DeleteResponse,
     PaginationResponse,
     Webhook,
-    WebhookRetries,
-    WebhookSecret,
     WebhookSpec,
     WebhookTestResponse,
 )
-from .options import MAX_PAGE, Pagination
-from .signing import generate_secret
+from .options import MAX_PAGE, Pagination, coerce_webhook_spec, coerce_webhook_update
 
-__all__ = ["Webhooks", "check_endpoint", "check_secret"]
-
-MIN_SECRET_BYTES = 24
-MAX_SECRET_BYTES = 64
-_MAX_ENDPOINT = 2048
-_SPEC_KEYS = frozenset({"endpoint", "retries", "secret"})
-_UPDATE_KEYS = frozenset({"endpoint", "retries"})
-_RETRY_KEYS = frozenset({"max_retries", "max_retry_delay", "max_backoff_ms"})
-_BAD_URL_CHARS = re.compile(r"[\s\x00-\x1f\x7f]")
-
-
-def check_endpoint(value: Any, name: str = "endpoint") -> str:
-    """Return `value` if it is an http(s) URL with a host, else raise `ValidationError`."""
-    url = check_str(value, name, max_length=_MAX_ENDPOINT)
-    if _BAD_URL_CHARS.search(url):
-        raise errors.ValidationError(
-            f"`{name}` must not contain whitespace or control characters (got {url!r})"
-        )
-    try:
-        parts = urllib.parse.urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port out of range
-    except ValueError as exc:
-        raise errors.ValidationError(f"`{name}` is not a valid URL ({exc}; got {url!r})") from None
-    if parts.scheme.lower() not in ("http", "https"):
-        raise errors.ValidationError(f"`{name}` must be an http or https URL (got {url!r})")
-    if not parts.hostname:
-        raise errors.ValidationError(f"`{name}` must name a host (got {url!r})")
-    return url
-
-
-def check_secret(value: Any, name: str = "secret") -> str:
-    """Return the wire form of a webhook secret: base64 of 24..64 bytes.
-
-    A Standard Webhooks `whsec_` prefix is accepted and removed; `signing.verify`
-    accepts either form.
-    """
-    if not isinstance(value, str):
-        raise errors.ValidationError(
-            f"`{name}` must be a base64 string (got {type(value).__name__})"
-        )
-    text = value.removeprefix("whsec_")
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        # The value is a secret: say what is wrong, never echo it.
-        raise errors.ValidationError(f"`{name}` must be valid base64") from None
-    if not MIN_SECRET_BYTES <= len(raw) <= MAX_SECRET_BYTES:
-        raise errors.ValidationError(
-            f"`{name}` must decode to {MIN_SECRET_BYTES}..{MAX_SECRET_BYTES} bytes "
-            f"(got {len(raw)}); use signing.generate_secret()"
-        )
-    return text
-
-
-def _retries(value: Any, name: str) -> WebhookRetries:
-    if isinstance(value, WebhookRetries):
-        data: Mapping[str, Any] = attrs.asdict(value)
-    else:
-        data = check_keys(value, _RETRY_KEYS, name)
-    if "max_retry_delay" in data and "max_backoff_ms" in data:
-        raise errors.ValidationError(
-            f"`{name}` takes one of `max_retry_delay` or its alias `max_backoff_ms`, not both"
-        )
-    default = WebhookRetries()
-    retries = data.get("max_retries", default.max_retries)
-    delay = data.get("max_retry_delay", data.get("max_backoff_ms", default.max_retry_delay))
-    return WebhookRetries(
-        max_retries=check_int(retries, f"{name}.max_retries", minimum=0),
-        max_retry_delay=check_int(delay, f"{name}.max_retry_delay", minimum=1),
-    )
-
-
-def _spec(value: Any) -> WebhookSpec:
-    """A validated `WebhookSpec` with its secret filled in, from the typed or dict form."""
-    if isinstance(value, WebhookSpec):
-        endpoint: Any = value.endpoint
-        retries: Any = value.retries
-        secret: Any = value.secret
-    else:
-        data = check_keys(value, _SPEC_KEYS, "webhook_spec")
-        if "endpoint" not in data:
-            raise errors.ValidationError("`webhook_spec` is missing required keys ['endpoint']")
-        endpoint = data["endpoint"]
-        retries = data.get("retries")
-        secret = data.get("secret")
-    if isinstance(secret, WebhookSecret):
-        secret = secret.contents
-    elif isinstance(secret, Mapping):
-        secret = check_keys(secret, frozenset({"contents"}), "webhook_spec.secret").get("contents")
-    return WebhookSpec(
-        endpoint=check_endpoint(endpoint, "webhook_spec.endpoint"),
-        retries=WebhookRetries() if retries is None else _retries(retries, "webhook_spec.retries"),
-        secret=WebhookSecret(
-            generate_secret()
-            if secret is None
-            else check_secret(secret, "webhook_spec.secret.contents")
-        ),
-    )
+__all__ = ["Webhooks", "check_secret"]
 
 
 class Webhooks(Collection[Webhook]):
@@ -179,7 +74,7 @@ class Webhooks(Collection[Webhook]):
             save_somewhere(webhook.id, webhook.secret)
         """
         check_str(name, "name")
-        spec = _spec(webhook_spec)
+        spec = coerce_webhook_spec(webhook_spec)
         body = {"name": name, "spec": unstructure(spec)}
         assert spec.secret is not None
         webhook = await self._http.request(
@@ -226,28 +121,7 @@ class Webhooks(Collection[Webhook]):
             await webhooks.update(webhook_id, {"endpoint": "https://new.example/hook"})
         """
         self._path(webhook_id)  # checked first
-        spec: dict[str, Any] = {}
-        if isinstance(webhook_spec, WebhookSpec):
-            if webhook_spec.secret is not None:
-                raise errors.ValidationError(
-                    "`webhook_spec.secret` cannot be changed by update(); use update_secret()"
-                )
-            spec["endpoint"] = check_endpoint(webhook_spec.endpoint, "webhook_spec.endpoint")
-            spec["retries"] = unstructure(_retries(webhook_spec.retries, "webhook_spec.retries"))
-        else:
-            data = check_keys(webhook_spec, _SPEC_KEYS, "webhook_spec")
-            if "secret" in data:
-                raise errors.ValidationError(
-                    "`webhook_spec.secret` cannot be changed by update(); use update_secret()"
-                )
-            if not data:
-                raise errors.ValidationError(
-                    "`webhook_spec` must set at least one of ['endpoint', 'retries']"
-                )
-            if "endpoint" in data:
-                spec["endpoint"] = check_endpoint(data["endpoint"], "webhook_spec.endpoint")
-            if "retries" in data:
-                spec["retries"] = unstructure(_retries(data["retries"], "webhook_spec.retries"))
+        spec = unstructure(coerce_webhook_update(webhook_spec))
         return await self._about(webhook_id, "PATCH", into=Webhook, body={"spec": spec})
 
     async def update_secret(self, webhook_id: str, secret: str) -> Webhook:

@@ -1,8 +1,8 @@
-"""Typed arguments of the job methods.
+"""Typed arguments of the job and webhook methods.
 
 Each method also takes the reference SDK's plain dict (`{"dataset_id": ...}`);
-`coerce` turns either form into the typed one, and every check runs when the
-object is built, before any request is sent.
+`coerce` (for webhooks, `coerce_webhook_spec` and `coerce_webhook_update`) turns either form into
+the typed one, and every check runs then, before any request is sent.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from ._validate import check_id, check_int, check_keys, check_str
+from ._validate import check_http_url, check_id, check_int, check_keys, check_secret, check_str
 from .errors import ValidationError
 from .models import (
     DeploymentOptions,
@@ -23,9 +23,13 @@ from .models import (
     NewEphemeralDeployment,
     ResultDelivery,
     WebhookDestination,
+    WebhookRetries,
+    WebhookSecret,
+    WebhookSpec,
 )
+from .signing import generate_secret
 
-__all__ = ["JobOptions", "LogsFilter", "Pagination"]
+__all__ = ["JobOptions", "LogsFilter", "Pagination", "coerce_webhook_spec", "coerce_webhook_update"]
 
 _O = TypeVar("_O", "JobOptions", "LogsFilter", "Pagination")
 
@@ -222,3 +226,87 @@ class Pagination:
         if self.page is not None:
             params["page"] = self.page
         return params
+
+
+# ------------------------------------------------------------------------ webhooks
+
+_WEBHOOK_KEYS = frozenset({"endpoint", "retries", "secret"})
+_RETRY_KEYS = frozenset({"max_retries", "max_retry_delay", "max_backoff_ms"})
+_MAX_ENDPOINT = 2048
+
+
+def _webhook_retries(value: Any, name: str) -> WebhookRetries:
+    if isinstance(value, WebhookRetries):
+        data: Mapping[str, Any] = attrs.asdict(value)
+    else:
+        data = check_keys(value, _RETRY_KEYS, name)
+    if "max_retry_delay" in data and "max_backoff_ms" in data:
+        raise ValidationError(
+            f"`{name}` takes one of `max_retry_delay` or its alias `max_backoff_ms`, not both"
+        )
+    default = WebhookRetries()
+    retries = data.get("max_retries", default.max_retries)
+    delay = data.get("max_retry_delay", data.get("max_backoff_ms", default.max_retry_delay))
+    return WebhookRetries(
+        max_retries=check_int(retries, f"{name}.max_retries", minimum=0),
+        max_retry_delay=check_int(delay, f"{name}.max_retry_delay", minimum=1),
+    )
+
+
+def _webhook_fields(value: Any, name: str) -> dict[str, Any]:
+    """The set fields of a `WebhookSpec` or of the reference SDK's dict, keys checked."""
+    if isinstance(value, WebhookSpec):
+        fields = {"endpoint": value.endpoint, "retries": value.retries, "secret": value.secret}
+        return {k: v for k, v in fields.items() if v is not None}
+    return dict(check_keys(value, _WEBHOOK_KEYS, name))
+
+
+def coerce_webhook_spec(
+    value: WebhookSpec | Mapping[str, Any], name: str = "webhook_spec"
+) -> WebhookSpec:
+    """A checked `WebhookSpec` for `webhooks.create`, its secret filled in.
+
+    Takes a `WebhookSpec` or the reference SDK's dict of the same keys; `retries`
+    defaults to `WebhookRetries()`, and without a secret a fresh one is generated.
+    """
+    data = _webhook_fields(value, name)
+    if "endpoint" not in data:
+        raise ValidationError(f"`{name}` is missing required keys ['endpoint']")
+    secret = data.get("secret")
+    if isinstance(secret, WebhookSecret):
+        secret = secret.contents
+    elif isinstance(secret, Mapping):
+        secret = check_keys(secret, frozenset({"contents"}), f"{name}.secret").get("contents")
+    retries = data.get("retries")
+    return WebhookSpec(
+        endpoint=check_http_url(data["endpoint"], f"{name}.endpoint", max_length=_MAX_ENDPOINT),
+        retries=WebhookRetries()
+        if retries is None
+        else _webhook_retries(retries, f"{name}.retries"),
+        secret=WebhookSecret(
+            generate_secret() if secret is None else check_secret(secret, f"{name}.secret.contents")
+        ),
+    )
+
+
+def coerce_webhook_update(
+    value: WebhookSpec | Mapping[str, Any], name: str = "webhook_spec"
+) -> dict[str, Any]:
+    """The checked `spec` of a `webhooks.update`: the endpoint and/or retries to change.
+
+    A `WebhookSpec` sends its endpoint and retries; a dict only the keys it has.
+    The secret is changed only by `update_secret`.
+    """
+    data = _webhook_fields(value, name)
+    if "secret" in data:
+        raise ValidationError(f"`{name}.secret` cannot be changed by update(); use update_secret()")
+    if not data:
+        raise ValidationError(f"`{name}` must set at least one of ['endpoint', 'retries']")
+    spec: dict[str, Any] = {}
+    if "endpoint" in data:
+        spec["endpoint"] = check_http_url(
+            data["endpoint"], f"{name}.endpoint", max_length=_MAX_ENDPOINT
+        )
+    if "retries" in data:
+        spec["retries"] = _webhook_retries(data["retries"], f"{name}.retries")
+    return spec

@@ -15,6 +15,7 @@ import base64
 import json
 import string
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -757,3 +758,28 @@ async def test_iter_page_sizes(resource: str, page_size: Any) -> None:
     (request,) = api.requests
     assert raw_path(request) == f"/projects/{PROJECT}/batch/{resource}"
     assert dict(request.url.params) == ({} if page_size is None else {"limit": str(page_size)})
+
+
+@pytest.mark.parametrize(
+    ("line", "match"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deep"),
+        (b'{"kind": "Image", "url": ' + b"[" * 100_000, "nested too deep"),
+        (b'{"kind": "Image", "url": "https://a.test/1.png", "n": 1' + b"0" * 5000 + b"}", "JSON"),
+    ],
+    ids=["deep", "deep-unclosed", "huge-int"],
+)
+async def test_a_hostile_ndjson_line_is_a_dataset_file_error(
+    tmp_path: Path, line: bytes, match: str
+) -> None:
+    """A line nested 100,000 deep used to raise a raw RecursionError out of the checker."""
+    good = b'{"kind": "Image", "url": "https://a.test/0.png"}\n'
+    path = tmp_path / "hostile.ndjson"
+    path.write_bytes(good + line + b"\n" + good)
+    api = FakeApi()
+    async with api.client() as client:
+        datasets = client.get_project(PROJECT).batch.datasets
+        with pytest.raises(errors.DatasetFileError, match=match) as info:
+            await datasets.create("hostile", path)
+    assert info.value.line == 2
+    assert api.requests == []

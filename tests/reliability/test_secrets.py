@@ -30,11 +30,13 @@ from nexus_async import (
     AsyncClient,
     Backoff,
     DeliveryReceiver,
+    Job,
     RetryPolicy,
     WebhookSecret,
     WebhookSpec,
     errors,
     signing,
+    structure,
 )
 from nexus_async.cli import main
 from nexus_async.receiver import verify_delivery
@@ -282,6 +284,10 @@ async def _sdk_run(
     async def bad_signature() -> None:
         verify_delivery(rotated, body, {**headers, "webhook-id": "d3"})
 
+    async def not_a_job() -> None:
+        structure({"id": given}, Job)
+
+    await ev.expect(errors.StructureError, not_a_job)
     await ev.expect(errors.DeliveryDecodeError, not_a_delivery)
     await ev.expect(errors.WebhookSignatureError, bad_signature)
     return ev, generated, hook.id
@@ -314,7 +320,8 @@ def test_secrets_never_leak(
 
             # Every error class the SDK raises was produced for real.
             raised = {type(exc) for exc in ev.errors}
-            missing = {getattr(errors, n) for n in errors.__all__} - raised - {errors.NexusError}
+            bases = {errors.NexusError, errors.APIError}
+            missing = {getattr(errors, n) for n in errors.__all__} - raised - bases
             assert not missing, f"not exercised: {sorted(c.__name__ for c in missing)}"
 
             # The CLI: every API command, including failures, with and without --json.
@@ -401,3 +408,124 @@ async def test_echoed_secrets_are_redacted_from_error_messages() -> None:
         for text in (str(exc), repr(exc)):
             assert secret[:12] not in text
             assert key not in text
+
+
+# ------------------------------------------------------------ keys and configuration
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["sk-pasted\u2013from-a-web-page", "sk-caf\u00e9-key", "sk-\u200bzero-width"],
+    ids=["en-dash", "accent", "zero-width"],
+)
+def test_a_non_ascii_key_is_rejected_at_construction_without_echoing_it(
+    key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Such a key used to be accepted; every call then raised a UnicodeEncodeError holding it."""
+    with pytest.raises(errors.ValidationError, match="secret_key") as info:
+        AsyncClient(key, base_url="http://nexus.test")
+    monkeypatch.setenv("DATATURE_SECRET_KEY", key)
+    with pytest.raises(errors.ValidationError) as from_env:
+        AsyncClient(base_url="http://nexus.test")
+    for exc in (info.value, from_env.value):
+        for text in (str(exc), repr(exc)):
+            assert key not in text
+            assert key[3:10] not in text
+
+
+PASSWORD = "hunter2-pw-8f3a"
+
+
+@pytest.mark.parametrize(
+    ("base_url", "match"),
+    [
+        (f"https://admin:{PASSWORD}@api.example.test", "user name or password"),
+        ("https://admin@api.example.test", "user name or password"),
+        ("https://api.example.test/v1?region=eu", "query or fragment"),
+        ("https://api.example.test/v1?", "query or fragment"),
+        ("https://api.example.test/#top", "query or fragment"),
+        ("ftp://api.example.test", "http or https"),
+        ("api.example.test", "http or https"),
+        ("https://", "host"),
+        ("http:///v1", "host"),
+        ("https://api.example.test:99999", "not a valid URL"),
+        ("https://api.example.test/v 1", "whitespace"),
+    ],
+)
+def test_base_url_is_validated_fully(base_url: str, match: str) -> None:
+    """Only the scheme used to be checked: a query or fragment sent calls to the wrong path."""
+    with pytest.raises(errors.ValidationError, match=match) as info:
+        AsyncClient("sk-k", base_url=base_url)
+    assert "base_url" in str(info.value)
+    assert PASSWORD not in str(info.value)
+    assert PASSWORD not in repr(info.value)
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    ["https://api.datature.io", "http://127.0.0.1:8080/", "https://host.test/prefix/v1"],
+)
+def test_good_base_urls_are_kept(base_url: str) -> None:
+    assert AsyncClient("sk-k", base_url=base_url).base_url == base_url.rstrip("/")
+
+
+async def test_httpx_request_log_leaves_out_the_upload_signature(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """httpx logs every request at INFO with its full URL: the signed upload URL's too."""
+    caplog.set_level(logging.INFO, logger="httpx")
+    signature = "X-Goog-Signature=" + random_secrets.token_hex(16)
+    upload_url = f"https://storage.test/bucket/dataset_1.ndjson?{signature}"
+    dataset = wire_batch.dataset()
+    dataset["status"]["source"]["uploadUrl"]["url"] = upload_url
+
+    def api(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "storage.test":
+            return httpx.Response(200)
+        if request.method == "GET":  # the API's own query strings stay in the log
+            return httpx.Response(200, json=wire_batch.page(dataset))
+        return httpx.Response(200, json=dataset)
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(api))
+    async with AsyncClient("sk-k", base_url="http://nexus.test", http_client=http) as client:
+        datasets = client.get_project("proj_1").batch.datasets
+        await datasets.create_from_items("x", ["https://cdn.test/1.png"])
+        await datasets.list({"limit": 5})
+    await http.aclose()
+    lines = [r.getMessage() for r in caplog.records if r.name == "httpx"]
+    assert any("PUT https://storage.test/bucket/dataset_1.ndjson" in line for line in lines)
+    assert any("limit=5" in line for line in lines)
+    assert not [line for line in lines if signature in line or "X-Goog" in line]
+
+
+async def test_requests_that_errors_carry_do_not_show_the_key() -> None:
+    """httpx redacts only `Authorization` in header reprs; the key travels as `Secret-Key`."""
+    key = "sk-carried-" + random_secrets.token_hex(12)
+    answers: list[httpx.Response | Exception] = [
+        httpx.Response(404, json={"message": "no"}),
+        httpx.ConnectError("refused"),
+    ]
+
+    def api(request: httpx.Request) -> httpx.Response:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(api))
+    policy = RetryPolicy(attempts=1)
+    async with AsyncClient(key, base_url="http://nexus.test", http_client=http, retry=policy) as c:
+        jobs = c.get_project("proj_1").batch.jobs
+        with pytest.raises(errors.NotFoundError) as status:
+            await jobs.get("batchjob_1")
+        with pytest.raises(errors.NexusConnectionError) as transport:
+            await jobs.get("batchjob_1")
+    await http.aclose()
+    response = status.value.response
+    assert response is not None
+    cause = transport.value.__cause__
+    assert isinstance(cause, httpx.RequestError)
+    for request in (response.request, cause.request):
+        for text in (repr(request.headers), str(dict(request.headers)), repr(request)):
+            assert key not in text
+        assert request.headers["Secret-Key"] == "[redacted]"
