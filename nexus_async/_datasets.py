@@ -490,6 +490,7 @@ class Datasets(Collection[Dataset]):
             timeout=timeout,
             timed_out=timed_out,
             name=dataset_id,
+            outage_budget=self._outage_budget,
         )
         final: Dataset | None = None
         try:

@@ -49,6 +49,11 @@ class Collection(Generic[T]):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} project_id={self._project_id!r}>"
 
+    @property
+    def _outage_budget(self) -> float:
+        """How long a wait rides out an unreachable API: the client's retry budget."""
+        return self._http.retry.total_time
+
     def _path(self, resource_id: str, suffix: str = "") -> str:
         """The path of one item; the ID is checked so that it cannot change the path."""
         return f"{self._base}/{check_id(resource_id, self._prefix, self._id_name)}{suffix}"

@@ -150,14 +150,18 @@ class Runtime:
 
         task_group.start_soon(run)
 
-    def poller(self, project_id: str, source: JobSource) -> Poller | None:
+    def poller(
+        self, project_id: str, source: JobSource, *, outage_budget: float | None
+    ) -> Poller | None:
         """The shared poller of a project, or None when waits must poll inline."""
         self.check_open()
         if not self.in_background:
             return None
         poller = self._pollers.get(project_id)
         if poller is None:
-            poller = self._pollers[project_id] = Poller(source, spawn=self.start_soon)
+            poller = self._pollers[project_id] = Poller(
+                source, spawn=self.start_soon, outage_budget=outage_budget
+            )
         return poller
 
     def diagnostics(self, requests_sent: int) -> Diagnostics:

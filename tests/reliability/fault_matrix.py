@@ -64,7 +64,7 @@ jobs.cancel           ok/C    ok/C    ok/C  ok/T    ok/S  ok/S  ok/S  ok/S  ok/R
 jobs.delete           ok/C    ok/C    ok/C  ok/T    ok/S  ok/S  ok/S  ok/S  ok/R   ok/R
 jobs.get_logs         ok/C    ok/C    ok/C  ok/T    ok/S  ok/S  ok/S  ok/S  ok/R   ok/R
 jobs.get_all_logs     ok/C    ok/C    ok/C  ok/T    ok/S  ok/S  ok/S  ok/S  ok/R   ok/R
-jobs.wait_until_done  ok/W    ok/W    ok/W  ok/W    ok/W  ok/W  ok/W  ok/W  ok/W   ok/W
+jobs.wait_until_done  ok/W    ok/W    ok/W  ok/T    ok/W  ok/W  ok/W  ok/W  ok/W   ok/W
 datasets.create       ok/C    C       C     T       S     S     S     S     R      R
 datasets.upload       ok/C    ok/C    ok/C  ok/T    ok/S  ok/S  ok/S  ok/S  ok/R   ok/R
 datasets.get          ok/C    ok/C    ok/C  ok/T    ok/S  ok/S  ok/S  ok/S  ok/R   ok/R

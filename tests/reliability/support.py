@@ -412,7 +412,8 @@ CALLS: dict[str, Call] = {
             lambda c: _project(c, f"jobs/{c.job_id}"),
             _running_job,
             lambda b, c: b.jobs.wait_until_done(c.job_id, interval=0.05, timeout=WAIT_TIMEOUT),
-            f"poll: transient errors ridden out until the timeout ({WAIT_TIMEOUT} s here)",
+            f"poll: transient errors ridden out until the timeout ({WAIT_TIMEOUT} s here), "
+            "an unreachable API until the retry budget",
         ),
         Call(
             "datasets.create",
