@@ -55,6 +55,9 @@ USER_AGENT = (
 )
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _UNSENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# Answers after which the request may still have been carried out (a 503 or 429 says
+# it was not; a gateway's 502/504 cannot know).
+_MAYBE_DONE_STATUSES = frozenset({500, 502, 504})
 
 
 class Retry(enum.Enum):
@@ -216,6 +219,7 @@ class HTTPCore:
         policy = self.retry
         started = anyio.current_time()
         attempt = 0
+        took_effect = False  # an earlier attempt may have been carried out
         while True:
             attempt += 1
             retry_after: float | None = None
@@ -235,8 +239,11 @@ class HTTPCore:
                         timeout=self._timeout,
                     )
             except httpx.HTTPError as exc:
-                error: errors.NexusError = _transport_error(exc, method, shown_url, attempt)
+                error: errors.TransportError | errors.APIStatusError = _transport_error(
+                    exc, method, shown_url, attempt
+                )
                 retryable = retry is Retry.IDEMPOTENT or isinstance(exc, _UNSENT_ERRORS)
+                this_took_effect = not isinstance(exc, _UNSENT_ERRORS)
                 logger.debug("%s %s failed: %s", method, shown_url, type(exc).__name__)
             else:
                 if api:
@@ -252,6 +259,7 @@ class HTTPCore:
                     return response, attempt
                 error = _status_error(response, method, shown_url, attempt, redact)
                 retryable = retry is Retry.IDEMPOTENT and response.status_code in _RETRY_STATUSES
+                this_took_effect = response.status_code in _MAYBE_DONE_STATUSES
                 if response.status_code == 429:
                     retry_after = _retry_after(response)
                     pause = (
@@ -261,6 +269,8 @@ class HTTPCore:
                     # on (the error carries it), so it does not stall every other call.
                     if api and pause <= policy.max_retry_after:
                         self._paused_until = max(self._paused_until, anyio.current_time() + pause)
+            error.earlier_attempt_may_have_taken_effect = took_effect
+            took_effect = took_effect or this_took_effect
             if not retryable or attempt >= policy.attempts:
                 raise error
             delay = policy.backoff.delay(attempt - 1) if retry_after is None else retry_after

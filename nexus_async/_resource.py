@@ -117,10 +117,14 @@ class Collection(Generic[T]):
             pagination = Pagination(limit=pagination.limit, page=page.next_page)
 
     async def _remove(self, resource_id: str) -> DeleteResponse:
-        """Delete one item; a retry's 404 after a lost answer is the deletion it is."""
+        """Delete one item; a retry's 404 after a lost answer is the deletion it is.
+
+        Only after an attempt that may have been carried out (no answer, or a 500,
+        502 or 504): a 404 after a 503 means the item never existed.
+        """
         try:
             return await self._about(resource_id, "DELETE", into=DeleteResponse)
         except errors.NotFoundError as exc:
-            if exc.attempts > 1:
+            if exc.earlier_attempt_may_have_taken_effect:
                 return DeleteResponse(id=resource_id, deleted=True)
             raise

@@ -376,3 +376,31 @@ async def test_cancel_uses_the_servers_clock_not_ours(
                 assert final.status.overview is JobStatusOverview.FAILED, job.name
                 assert final.status.cancelled_at is not None, job.name
                 assert final.status.cancelled_at <= int(real_time() * 1000)
+
+
+@pytest.mark.parametrize("status", [503, 429])
+async def test_delete_of_a_job_that_never_existed_is_not_found_after_a_refusal(
+    jobs: Jobs, nexus: LocalNexus, status: int
+) -> None:
+    """A 503 or 429 says the first attempt was not carried out: the 404 is the truth."""
+    never = "batchjob_00000000-0000-4000-8000-000000000000"
+    nexus.inject_fault(method="DELETE", path=never, status=status, times=1)
+    with pytest.raises(NotFoundError) as info:
+        await jobs.delete(never)
+    assert info.value.attempts == 2
+
+
+@pytest.mark.parametrize("fault", ["dropped", "502"])
+async def test_delete_whose_first_attempt_took_effect_reports_deleted(
+    jobs: Jobs, nexus: LocalNexus, fault: str
+) -> None:
+    job = await quiet_job(jobs, nexus)
+    if fault == "dropped":
+        nexus.inject_fault(method="DELETE", path=job.id, drop=True, after_handling=True)
+    else:
+        nexus.inject_fault(method="DELETE", path=job.id, status=502, after_handling=True)
+    deleted = await jobs.delete(job.id)
+    assert deleted.deleted
+    assert deleted.id == job.id
+    with pytest.raises(NotFoundError):
+        await jobs.get(job.id)
