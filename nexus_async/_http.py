@@ -230,14 +230,21 @@ class HTTPCore:
                         await anyio.sleep(pause)
                     t0 = time.perf_counter()
                     self.requests_sent += 1
-                    response = await self.client.request(
+                    body = content()
+                    request = self.client.build_request(
                         method,
                         url,
                         params=params,
-                        content=content(),
+                        content=body,
                         headers=headers,
                         timeout=self._timeout,
                     )
+                    if isinstance(body, httpx.AsyncByteStream):
+                        # Sent as is, not through httpx's wrapper of iterables: an
+                        # async generator, left suspended (and warned about on trio)
+                        # when the upload is cancelled.
+                        request.stream = body
+                    response = await self.client.send(request)
             except httpx.HTTPError as exc:
                 error: errors.TransportError | errors.APIStatusError = _transport_error(
                     exc, method, shown_url, attempt
