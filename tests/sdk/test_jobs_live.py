@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import anyio
+import httpx
 import pytest
 
 from nexus_async import (
@@ -161,25 +162,23 @@ async def test_errors_from_the_server(jobs: Jobs, nexus: LocalNexus) -> None:
     assert other_project != nexus.project_id
 
 
-async def test_conflict_for_a_dataset_not_uploaded(
-    jobs: Jobs, nexus: LocalNexus, client: AsyncClient
-) -> None:
+async def test_conflict_for_a_dataset_not_uploaded(jobs: Jobs, nexus: LocalNexus) -> None:
     options = job_options(nexus)
-    http = client._http.client
-    response = await http.post(
-        f"{nexus.base_url}/projects/{nexus.project_id}/batch/datasets",
-        headers={"Secret-Key": nexus.secret_key},
-        json={
-            "name": "pending",
-            "spec": {
-                "source": {
-                    "kind": "UploadedNewlineDelimitedJsonFile",
-                    "sizeBytes": 10,
-                    "crc32c": "AAAAAA==",
-                }
+    async with httpx.AsyncClient() as http:  # a dataset created but never uploaded
+        response = await http.post(
+            f"{nexus.base_url}/projects/{nexus.project_id}/batch/datasets",
+            headers={"Secret-Key": nexus.secret_key},
+            json={
+                "name": "pending",
+                "spec": {
+                    "source": {
+                        "kind": "UploadedNewlineDelimitedJsonFile",
+                        "sizeBytes": 10,
+                        "crc32c": "AAAAAA==",
+                    }
+                },
             },
-        },
-    )
+        )
     assert response.status_code == 200, response.text
     with pytest.raises(ConflictError):
         await jobs.create("x", {**options, "dataset_id": response.json()["id"]})
