@@ -92,13 +92,17 @@ class Runtime:
         if self._state is _State.CLOSED:
             raise errors.ClientClosedError(_CLOSED_MESSAGE)
 
-    async def open(self) -> None:
-        """Start the task group (`async with AsyncClient()`); a client opens once."""
+    def check_unopened(self) -> None:
+        """Raise `ClientClosedError` unless the client was never opened: it opens once."""
         if self._state is not _State.UNOPENED:
             raise errors.ClientClosedError(
                 "an AsyncClient can be entered once; it is "
                 + ("already open" if self._state is _State.OPENED else "closed")
             )
+
+    async def open(self) -> None:
+        """Start the task group (`async with AsyncClient()`)."""
+        self.check_unopened()
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
         self._task_group = task_group

@@ -388,7 +388,8 @@ CALLS: dict[str, Call] = {
             lambda c: _project(c, f"jobs/{c.job_id}"),
             _quiet_job,
             lambda b, c: b.jobs.delete(c.job_id),
-            "idempotent: retried; a retry's 404 counts as deleted",
+            "idempotent: retried; a retry's 404 counts as deleted after an attempt that "
+            "may have been carried out (no answer, 500, 502, 504), not after a 503 or 429",
         ),
         Call(
             "jobs.get_logs",
