@@ -114,13 +114,10 @@ class AsyncClient:
         return self._runtime.diagnostics(self._http.stats())
 
     async def __aenter__(self) -> AsyncClient:
-        await self._runtime.open()
+        self._runtime.check_unopened()
         if self._http.owns_client:  # one passed in is the caller's to open and close
-            try:
-                await self._http.client.__aenter__()
-            except BaseException:
-                await self._runtime.exit()
-                raise
+            await self._http.client.__aenter__()
+        await self._runtime.open()
         return self
 
     async def __aexit__(

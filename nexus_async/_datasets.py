@@ -11,6 +11,7 @@ cancellation by more than one chunk.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import json.scanner
 import logging
@@ -29,6 +30,7 @@ from typing import IO, Any
 
 import anyio
 import anyio.lowlevel
+import httpx
 
 from . import errors
 from ._convert import unstructure
@@ -244,7 +246,7 @@ def _item_line(item: Any, index: int) -> bytes:
     return json.dumps(data, separators=(",", ":")).encode() + b"\n"
 
 
-async def _each(items: Any) -> AsyncIterator[Any]:
+async def _each(items: Any) -> AsyncGenerator[Any, None]:
     """Iterate a sync or async iterable, letting other tasks run now and then."""
     if isinstance(items, AsyncIterable):
         async for item in items:
@@ -256,22 +258,41 @@ async def _each(items: Any) -> AsyncIterator[Any]:
             await anyio.lowlevel.checkpoint()
 
 
-def _body(file: IO[bytes], size: int, where: str) -> Callable[[], AsyncIterator[bytes]]:
+def _body(file: IO[bytes], size: int, where: str) -> Callable[[], AsyncIterable[bytes]]:
     """A fresh stream of the first `size` bytes of `file` for each upload attempt."""
+    return lambda: _FileBody(file, size, where)
 
-    async def stream() -> AsyncIterator[bytes]:
-        await anyio.to_thread.run_sync(file.seek, 0)
-        sent = 0
-        while sent < size:
-            chunk = await anyio.to_thread.run_sync(file.read, min(CHUNK_BYTES, size - sent))
-            if not chunk:
-                raise errors.DatasetFileError(
-                    f"{where} shrank while it was uploaded ({sent} of {size} bytes)"
-                )
-            sent += len(chunk)
-            yield chunk
 
-    return stream
+class _FileBody(httpx.AsyncByteStream):
+    """The first `size` bytes of `file`, read in chunks off the event loop.
+
+    An iterator object, not an async generator: a cancelled upload leaves nothing
+    suspended for the garbage collector to finalize (trio warns about those).
+    """
+
+    def __init__(self, file: IO[bytes], size: int, where: str) -> None:
+        self._file = file
+        self._size = size
+        self._where = where
+        self._sent: int | None = None  # None until rewound
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._sent is None:
+            await anyio.to_thread.run_sync(self._file.seek, 0)
+            self._sent = 0
+        if self._sent >= self._size:
+            raise StopAsyncIteration
+        want = min(CHUNK_BYTES, self._size - self._sent)
+        chunk = await anyio.to_thread.run_sync(self._file.read, want)
+        if not chunk:
+            raise errors.DatasetFileError(
+                f"{self._where} shrank while it was uploaded ({self._sent} of {self._size} bytes)"
+            )
+        self._sent += len(chunk)
+        return chunk
 
 
 class Datasets(Collection[Dataset]):
@@ -375,14 +396,16 @@ class Datasets(Collection[Dataset]):
             size = 0
             count = 0
             buffer = bytearray()
-            async for item in _each(items):
-                buffer += _item_line(item, count)
-                count += 1
-                if len(buffer) >= CHUNK_BYTES:
-                    crc.update(buffer)
-                    size += len(buffer)
-                    await anyio.to_thread.run_sync(spool.write, bytes(buffer))
-                    buffer.clear()
+            each = _each(items)
+            async with contextlib.aclosing(each):  # closed even when cancelled mid-way
+                async for item in each:
+                    buffer += _item_line(item, count)
+                    count += 1
+                    if len(buffer) >= CHUNK_BYTES:
+                        crc.update(buffer)
+                        size += len(buffer)
+                        await anyio.to_thread.run_sync(spool.write, bytes(buffer))
+                        buffer.clear()
             if count == 0:
                 raise errors.DatasetFileError("`items` is empty")
             crc.update(buffer)
@@ -492,6 +515,7 @@ class Datasets(Collection[Dataset]):
             timeout=timeout,
             timed_out=timed_out,
             name=dataset_id,
+            outage_budget=self._outage_budget,
         )
         final: Dataset | None = None
         try:

@@ -109,6 +109,9 @@ def _without_query(value: object) -> object:
 
 
 logging.getLogger("httpx").addFilter(_UploadQueryFilter())
+# Answers after which the request may still have been carried out (a 503 or 429 says
+# it was not; a gateway's 502/504 cannot know).
+_MAYBE_DONE_STATUSES = frozenset({500, 502, 504})
 
 
 class Retry(enum.Enum):
@@ -369,6 +372,7 @@ class HTTPCore:
         """Attempts until one brings a 2xx or `decide` says stop."""
         started = anyio.current_time()
         attempt = 0
+        took_effect = False  # an earlier attempt may have been carried out
         while True:
             attempt += 1
             result = await self._attempt(
@@ -393,6 +397,11 @@ class HTTPCore:
                 elapsed=anyio.current_time() - started,
                 pauses_client=api,
                 draw=random.random(),
+            )
+            result.error.earlier_attempt_may_have_taken_effect = took_effect
+            outcome = result.outcome
+            took_effect = took_effect or (
+                outcome.sent if outcome.status is None else outcome.status in _MAYBE_DONE_STATUSES
             )
             if decision.pause:
                 self._paused_until = max(self._paused_until, anyio.current_time() + decision.pause)
@@ -425,6 +434,10 @@ class HTTPCore:
         request = self.client.build_request(
             method, url, params=params, content=content, headers=headers, timeout=self._timeout
         )
+        if isinstance(content, httpx.AsyncByteStream):
+            # Sent as is, not through httpx's wrapper of iterables: an async generator
+            # would be left suspended (and warned about on trio) when an upload is cancelled.
+            request.stream = content
         response = await self.client.send(request, stream=True)
         try:
             declared = response.headers.get("Content-Length", "")

@@ -41,6 +41,9 @@ class Jobs(Collection[Job]):
             id_name="job_id",
         )
 
+    def _shared_poller(self) -> _waiting.Poller | None:
+        return self._runtime.poller(self._project_id, self, outage_budget=self._outage_budget)
+
     async def create(self, name: str, job_options: JobOptions | Mapping[str, Any]) -> Job:
         """Create a batch job that predicts on a dataset and delivers to a webhook.
 
@@ -188,7 +191,9 @@ class Jobs(Collection[Job]):
             timeout: Seconds before `WaitTimeoutError` (carrying the last snapshot);
                 None waits without limit.
         """
-        return _waiting.watch(self, job_id, interval=interval, timeout=timeout)
+        return _waiting.watch(
+            self, job_id, interval=interval, timeout=timeout, outage_budget=self._outage_budget
+        )
 
     async def wait_until_done(
         self,
@@ -226,6 +231,7 @@ class Jobs(Collection[Job]):
             timeout=timeout,
             raise_exception_if=raise_exception_if,
             on_update=on_update,
+            outage_budget=self._outage_budget,
         )
 
     def as_completed(
@@ -262,12 +268,13 @@ class Jobs(Collection[Job]):
         return _waiting.as_completed(
             self,
             job_ids,
-            poller=self._runtime.poller(self._project_id, self),
+            poller=self._shared_poller(),
             interval=interval,
             timeout=timeout,
             on_update=on_update,
             on_progress=on_progress,
             totals=totals,
+            outage_budget=self._outage_budget,
         )
 
     async def wait_all(
@@ -304,7 +311,7 @@ class Jobs(Collection[Job]):
         return await _waiting.wait_all(
             self,
             job_ids,
-            poller=self._runtime.poller(self._project_id, self),
+            poller=self._shared_poller(),
             interval=interval,
             timeout=timeout,
             raise_exception_if=raise_exception_if,
@@ -312,6 +319,7 @@ class Jobs(Collection[Job]):
             on_update=on_update,
             on_progress=on_progress,
             totals=totals,
+            outage_budget=self._outage_budget,
         )
 
     def follow_logs(
@@ -321,6 +329,7 @@ class Jobs(Collection[Job]):
         interval: float = 2.0,
         min_level: LogLevel | str | None = None,
         after_time: int | None = None,
+        timeout: float | None = 36_000.0,
     ) -> AsyncGenerator[JobLogEntry, None]:
         """Yield the job's log entries oldest first as they appear, ending once it is finished.
 
@@ -336,6 +345,12 @@ class Jobs(Collection[Job]):
             min_level: Lowest severity to include.
             after_time: Start after this time (epoch ms, exclusive); default: the
                 job's first entry.
+            timeout: Seconds before `WaitTimeoutError` (carrying the last snapshot of
+                the job); None follows without limit.
+
+        Raises:
+            WaitTimeoutError: the job is still running at the deadline.
+            TransportError: the API was unreachable for the client's retry budget.
 
         Example:
             async for entry in jobs.follow_logs(job.id):
@@ -348,4 +363,6 @@ class Jobs(Collection[Job]):
             interval=interval,
             min_level=min_level,
             after_time=after_time,
+            timeout=timeout,
+            outage_budget=self._outage_budget,
         )

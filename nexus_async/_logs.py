@@ -12,22 +12,22 @@ walk can be resumed from any cursor it has produced.
 from __future__ import annotations
 
 import contextlib
-import logging
+import math
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 
 import anyio
 import attrs
 
 from . import errors
-from ._poll import TRANSIENT, poll_backoff
+from ._poll import TRANSIENT, Outage, check_timeout, poll_backoff
 from ._runtime import Runtime
 from ._validate import check_id
+from ._waiting import wait_timeout_error
 from .models import Job, JobLogEntry, JobLogs, LogLevel
 from .options import MAX_PAGE, LogsFilter
 
 __all__ = ["LogCursor", "all_logs", "follow_logs", "log_pages"]
 
-logger = logging.getLogger("nexus_async")
 
 FetchLogs = Callable[[LogsFilter], Awaitable[JobLogs]]
 
@@ -209,30 +209,46 @@ async def follow_logs(
     interval: float,
     min_level: LogLevel | str | None,
     after_time: int | None,
+    timeout: float | None,
+    outage_budget: float | None,
 ) -> AsyncGenerator[JobLogEntry, None]:
     """Entries oldest first as they appear, ending once the job is finished; see `Jobs`."""
     check_id(job_id, "batchjob_", "job_id")  # checked before the first request
     backoff = poll_backoff(interval)
+    check_timeout(timeout)
     base = LogsFilter(min_level=min_level, after_time=after_time)
     cursor = LogCursor.oldest_first(base.after_time)
+    deadline = None if timeout is None else anyio.current_time() + timeout
+    outage = Outage(f"the logs of {job_id}", outage_budget)
+    last: Job | None = None
     step = 0
     while True:
+        remaining = math.inf if deadline is None else deadline - anyio.current_time()
+        if remaining <= 0:
+            raise wait_timeout_error(job_id, timeout, last)
         finished = False
         fresh: list[JobLogEntry] = []
-        try:
-            finished = (await fetch_job()).is_finished
-            pages = log_pages(fetch, job_id, cursor.query(base))
-            async with contextlib.aclosing(pages):
-                batch = [entry async for page in pages for entry in page]
-        except TRANSIENT as exc:
-            logger.info("following logs of %s: %s; will poll again", job_id, exc)
-            finished = False
-        else:
-            batch.reverse()  # oldest first
-            fresh, cursor = cursor.advance(batch)
+        # The cancel scope covers only the poll, never a `yield` (anyio's rule).
+        with anyio.move_on_after(remaining):
+            started = anyio.current_time()
+            try:
+                job = await fetch_job()
+                pages = log_pages(fetch, job_id, cursor.query(base))
+                async with contextlib.aclosing(pages):
+                    batch = [entry async for page in pages for entry in page]
+            except TRANSIENT as exc:
+                outage.failed(exc, started)
+            else:
+                outage.succeeded()
+                last, finished = job, job.is_finished
+                batch.reverse()  # oldest first
+                fresh, cursor = cursor.advance(batch)
         for entry in fresh:
             yield entry
-        step = max(0, step - 1) if fresh else step + 1
         if finished:
             return
-        await anyio.sleep(backoff.delay(step))
+        step = max(0, step - 1) if fresh else step + 1
+        delay = backoff.delay(step)
+        if deadline is not None:
+            delay = min(delay, max(0.0, deadline - anyio.current_time()))
+        await anyio.sleep(delay)

@@ -49,6 +49,11 @@ class Collection(Generic[T]):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} project_id={self._project_id!r}>"
 
+    @property
+    def _outage_budget(self) -> float:
+        """How long a wait rides out an unreachable API: the client's retry budget."""
+        return self._http.retry.total_time
+
     def _path(self, resource_id: str, suffix: str = "") -> str:
         """The path of one item; the ID is checked so that it cannot change the path."""
         return f"{self._base}/{check_id(resource_id, self._prefix, self._id_name)}{suffix}"
@@ -112,10 +117,14 @@ class Collection(Generic[T]):
             pagination = Pagination(limit=pagination.limit, page=page.next_page)
 
     async def _remove(self, resource_id: str) -> DeleteResponse:
-        """Delete one item; a retry's 404 after a lost answer is the deletion it is."""
+        """Delete one item; a retry's 404 after a lost answer is the deletion it is.
+
+        Only after an attempt that may have been carried out (no answer, or a 500,
+        502 or 504): a 404 after a 503 means the item never existed.
+        """
         try:
             return await self._about(resource_id, "DELETE", into=DeleteResponse)
         except errors.NotFoundError as exc:
-            if exc.attempts > 1:
+            if exc.earlier_attempt_may_have_taken_effect:
                 return DeleteResponse(id=resource_id, deleted=True)
             raise

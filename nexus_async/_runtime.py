@@ -95,13 +95,17 @@ class Runtime:
         if self._state is _State.CLOSED:
             raise errors.ClientClosedError(_CLOSED_MESSAGE)
 
-    async def open(self) -> None:
-        """Start the task group (`async with AsyncClient()`); a client opens once."""
+    def check_unopened(self) -> None:
+        """Raise `ClientClosedError` unless the client was never opened: it opens once."""
         if self._state is not _State.UNOPENED:
             raise errors.ClientClosedError(
                 "an AsyncClient can be entered once; it is "
                 + ("already open" if self._state is _State.OPENED else "closed")
             )
+
+    async def open(self) -> None:
+        """Start the task group (`async with AsyncClient()`)."""
+        self.check_unopened()
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
         self._task_group = task_group
@@ -153,14 +157,18 @@ class Runtime:
 
         task_group.start_soon(run)
 
-    def poller(self, project_id: str, source: JobSource) -> Poller | None:
+    def poller(
+        self, project_id: str, source: JobSource, *, outage_budget: float | None
+    ) -> Poller | None:
         """The shared poller of a project, or None when waits must poll inline."""
         self.check_open()
         if not self.in_background:
             return None
         poller = self._pollers.get(project_id)
         if poller is None:
-            poller = self._pollers[project_id] = Poller(source, spawn=self.start_soon)
+            poller = self._pollers[project_id] = Poller(
+                source, spawn=self.start_soon, outage_budget=outage_budget
+            )
         return poller
 
     def diagnostics(self, http: HTTPStats) -> Diagnostics:

@@ -29,7 +29,7 @@ import anyio
 import attrs
 
 from . import errors
-from ._poll import TRANSIENT, check_timeout, poll_backoff, watch_changes
+from ._poll import TRANSIENT, Outage, check_timeout, poll_backoff, watch_changes
 from ._validate import check_id, check_int, check_str
 from .models import Job, JobStatusOverview, PaginationResponse
 from .options import MAX_PAGE, Pagination
@@ -152,12 +152,21 @@ class Poller:
     """Refreshes the jobs of all its subscriptions, one coalesced tick at a time.
 
     With `spawn` (the client's background task starter) it polls in a task of its
-    own for every subscriber; without it, a waiter calls `tick()` itself.
+    own for every subscriber; without it, a waiter calls `tick()` itself. Ticks
+    that reach the API for none of the jobs count toward an `Outage` of at most
+    `outage_budget` seconds, after which every waiter gets the transport error.
     """
 
-    def __init__(self, source: JobSource, *, spawn: Spawn | None = None) -> None:
+    def __init__(
+        self,
+        source: JobSource,
+        *,
+        spawn: Spawn | None = None,
+        outage_budget: float | None = None,
+    ) -> None:
         self._source = source
         self._spawn = spawn
+        self._outage = Outage("jobs", outage_budget)
         self._subscriptions: weakref.WeakSet[_Subscription] = weakref.WeakSet()
         self._known: dict[str, Job] = {}
         self.running = False
@@ -244,7 +253,15 @@ class Poller:
         if not wanted:
             return False
         self.ticks += 1
-        snapshots, failures = await self._refresh(wanted)
+        started = anyio.current_time()
+        snapshots, failures, unreachable = await self._refresh(wanted)
+        if unreachable is not None and not snapshots:
+            try:
+                self._outage.failed(unreachable, started)
+            except errors.TransportError as exc:  # given up: every waiter learns why
+                failures = dict.fromkeys(wanted, exc)
+        else:
+            self._outage.succeeded()
         changed = False
         for job_id, job in snapshots.items():
             before = self._known.get(job_id)
@@ -262,35 +279,40 @@ class Poller:
 
     async def _refresh(
         self, wanted: set[str]
-    ) -> tuple[dict[str, Job], dict[str, errors.NexusError]]:
+    ) -> tuple[dict[str, Job], dict[str, errors.NexusError], errors.TransportError | None]:
+        """Snapshots and failures by job ID, and a transport error if one was ridden out."""
         found: dict[str, Job] = {}
         failures: dict[str, errors.NexusError] = {}
+        unreachable: errors.TransportError | None = None
         if len(wanted) > _GET_THRESHOLD:
             try:
                 await self._scan_pages(wanted, found)
-            except TRANSIENT:
-                pass  # ride it out; the fallback GETs below retry what they can
+            except TRANSIENT as exc:  # ride it out; the fallback GETs below retry
+                if isinstance(exc, errors.TransportError):
+                    unreachable = exc
             except errors.NexusError as exc:
-                return found, dict.fromkeys(wanted, exc)
+                return found, dict.fromkeys(wanted, exc), None
         missing = sorted(wanted - found.keys())
         if missing:
             limiter = anyio.Semaphore(_GET_CONCURRENCY)
 
             async def get_one(job_id: str) -> None:
+                nonlocal unreachable
                 async with limiter:
                     try:
                         # `get` checks that the answer is about `job_id`: waiters
                         # file snapshots by the ID they asked for.
                         found[job_id] = await self._source.get(job_id)
-                    except TRANSIENT:
-                        pass
+                    except TRANSIENT as exc:
+                        if isinstance(exc, errors.TransportError):
+                            unreachable = exc
                     except errors.NexusError as exc:
                         failures[job_id] = exc
 
             async with anyio.create_task_group() as tg:
                 for job_id in missing:
                     tg.start_soon(get_one, job_id)
-        return found, failures
+        return found, failures, unreachable
 
     async def _scan_pages(self, wanted: set[str], found: dict[str, Job]) -> None:
         """Read list pages, newest first, until every wanted job was seen or cannot be."""
@@ -382,13 +404,14 @@ class AsCompleted:
         on_update: OnJob | None,
         on_progress: OnProgress | None,
         totals: Mapping[str, int] | None,
+        outage_budget: float | None = None,
     ) -> None:
         poll_backoff(interval)  # validates
         check_timeout(timeout)
         check_callback(on_update, "on_update")
         check_callback(on_progress, "on_progress")
         checked_totals = check_totals(totals)
-        self._poller = poller if poller is not None else Poller(source)
+        self._poller = poller if poller is not None else Poller(source, outage_budget=outage_budget)
         self._subscription = _Subscription(interval)
         self._timeout = timeout
         self._deadline: float | None = None
@@ -512,6 +535,7 @@ def as_completed(
     on_update: OnJob | None = None,
     on_progress: OnProgress | None = None,
     totals: Mapping[str, int] | None = None,
+    outage_budget: float | None = None,
 ) -> AsCompleted:
     """An `AsCompleted` over `job_ids`, on the shared `poller` if there is one; see `Jobs`."""
     return AsCompleted(
@@ -523,6 +547,7 @@ def as_completed(
         on_update=on_update,
         on_progress=on_progress,
         totals=totals,
+        outage_budget=outage_budget,
     )
 
 
@@ -538,6 +563,7 @@ async def wait_all(
     on_update: OnJob | None = None,
     on_progress: OnProgress | None = None,
     totals: Mapping[str, int] | None = None,
+    outage_budget: float | None = None,
 ) -> list[Job]:
     """Every job's final snapshot, in the order given; see `Jobs.wait_all`."""
     ids = list(dict.fromkeys(check_job_ids(job_ids)))
@@ -553,6 +579,7 @@ async def wait_all(
         on_update=on_update,
         on_progress=on_progress,
         totals=totals,
+        outage_budget=outage_budget,
     )
     async with waiter:
         async for job in waiter:
@@ -579,6 +606,7 @@ async def watch(
     *,
     interval: float = 5.0,
     timeout: float | None = 36_000.0,
+    outage_budget: float | None = None,
 ) -> AsyncGenerator[Job, None]:
     """A snapshot of the job at each status change, ending after the terminal one."""
     check_id(job_id, "batchjob_", "job_id")  # checked before the first poll
@@ -588,8 +616,9 @@ async def watch(
         finished=lambda job: job.status.is_finished,
         interval=interval,
         timeout=timeout,
-        timed_out=lambda last: _wait_timeout(job_id, timeout, last),
+        timed_out=lambda last: wait_timeout_error(job_id, timeout, last),
         name=job_id,
+        outage_budget=outage_budget,
     )
     async with contextlib.aclosing(snapshots):
         async for job in snapshots:
@@ -604,13 +633,16 @@ async def wait_until_done(
     timeout: float | None = 36_000.0,
     raise_exception_if: JobStatusOverview | str | None = JobStatusOverview.FAILED,
     on_update: OnJob | None = None,
+    outage_budget: float | None = None,
 ) -> Job:
     """The job once finished; see `Jobs.wait_until_done`."""
     if raise_exception_if is not None:
         check_str(str(raise_exception_if), "raise_exception_if")
     check_callback(on_update, "on_update")
     final: Job | None = None
-    snapshots = watch(source, job_id, interval=interval, timeout=timeout)
+    snapshots = watch(
+        source, job_id, interval=interval, timeout=timeout, outage_budget=outage_budget
+    )
     async with contextlib.aclosing(snapshots):
         async for final in snapshots:
             await _call(on_update, final)
@@ -620,7 +652,10 @@ async def wait_until_done(
     return final
 
 
-def _wait_timeout(job_id: str, timeout: float | None, last: Job | None) -> errors.WaitTimeoutError:
+def wait_timeout_error(
+    job_id: str, timeout: float | None, last: Job | None
+) -> errors.WaitTimeoutError:
+    """The error of a wait on one job that outlived its `timeout`."""
     state = "never answered" if last is None else f"last seen {last.status.overview}"
     return errors.WaitTimeoutError(
         f"job {job_id} not finished after {timeout} s ({state})", job=last

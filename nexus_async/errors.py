@@ -89,6 +89,11 @@ class ClientClosedError(NexusError, RuntimeError):
 class APIError(NexusError):
     """Base of the errors raised when one HTTP exchange failed; catch it for all of them."""
 
+    #: Whether an earlier attempt of the same call may have been carried out by the
+    #: server (it got no answer, or a 500/502/504): then a retried delete's 404 is
+    #: the deletion itself.
+    earlier_attempt_may_have_taken_effect: bool = False
+
     def __init__(
         self,
         message: str,

@@ -29,6 +29,9 @@ OUTCOMES: dict[str, type[errors.NexusError] | None] = {
     "R": errors.RateLimitedError,
     "D": errors.ResponseDecodeError,
     "W": errors.WaitTimeoutError,
+    # A 503 says the attempt was not carried out, so the retry's 404 is believed even
+    # when (as this matrix's 503 does, after handling) the server had deleted it.
+    "N": errors.NotFoundError,
 }
 
 FAULTS: dict[str, str] = {
@@ -61,10 +64,10 @@ jobs.create           ok/C    C       C     T       S     S     S     S     R   
 jobs.list             ok/C    ok/C    ok/C  ok/T    ok/S  ok/S  ok/S  ok/S  ok/R   ok/R
 jobs.get              ok/C    ok/C    ok/C  ok/T    ok/S  ok/S  ok/S  ok/S  ok/R   ok/R
 jobs.cancel           ok/C    ok/C    ok/C  ok/T    ok/S  ok/S  ok/S  ok/S  ok/R   ok/R
-jobs.delete           ok/C    ok/C    ok/C  ok/T    ok/S  ok/S  ok/S  ok/S  ok/R   ok/R
+jobs.delete           ok/C    ok/C    ok/C  ok/T    ok/S  ok/S  N/S   ok/S  ok/R   ok/R
 jobs.get_logs         ok/C    ok/C    ok/C  ok/T    ok/S  ok/S  ok/S  ok/S  ok/R   ok/R
 jobs.get_all_logs     ok/C    ok/C    ok/C  ok/T    ok/S  ok/S  ok/S  ok/S  ok/R   ok/R
-jobs.wait_until_done  ok/W    ok/W    ok/W  ok/W    ok/W  ok/W  ok/W  ok/W  ok/W   ok/W
+jobs.wait_until_done  ok/W    ok/W    ok/W  ok/T    ok/W  ok/W  ok/W  ok/W  ok/W   ok/W
 datasets.create       ok/C    C       C     T       S     S     S     S     R      R
 datasets.upload       ok/C    ok/C    ok/C  ok/T    ok/S  ok/S  ok/S  ok/S  ok/R   ok/R
 datasets.get          ok/C    ok/C    ok/C  ok/T    ok/S  ok/S  ok/S  ok/S  ok/R   ok/R

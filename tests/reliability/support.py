@@ -384,7 +384,8 @@ CALLS: dict[str, Call] = {
             lambda c: _project(c, f"jobs/{c.job_id}"),
             _quiet_job,
             lambda b, c: b.jobs.delete(c.job_id),
-            "idempotent: retried; a retry's 404 counts as deleted",
+            "idempotent: retried; a retry's 404 counts as deleted after an attempt that "
+            "may have been carried out (no answer, 500, 502, 504), not after a 503 or 429",
         ),
         Call(
             "jobs.get_logs",
@@ -408,7 +409,8 @@ CALLS: dict[str, Call] = {
             lambda c: _project(c, f"jobs/{c.job_id}"),
             _running_job,
             lambda b, c: b.jobs.wait_until_done(c.job_id, interval=0.05, timeout=WAIT_TIMEOUT),
-            f"poll: transient errors ridden out until the timeout ({WAIT_TIMEOUT} s here)",
+            f"poll: transient errors ridden out until the timeout ({WAIT_TIMEOUT} s here), "
+            "an unreachable API until the retry budget",
         ),
         Call(
             "datasets.create",

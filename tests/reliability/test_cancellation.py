@@ -11,14 +11,20 @@ allowed.
 from __future__ import annotations
 
 import contextlib
+import gc
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nexus_async import AsyncClient, Backoff, Batch, RetryPolicy, errors, signing
+from nexus_async._datasets import CHUNK_BYTES, _item_line
 from nexus_async.server import LocalNexus
 
 from ..sdk.live import DEAD_ENDPOINT, assert_pool_idle, png_data_url, pool_count
@@ -262,3 +268,74 @@ async def test_the_last_waiter_leaving_stops_the_shared_poller_mid_tick(
         assert sdk_tasks() == []
         assert not any(p.running for p in client.diagnostics().pollers)
         assert_pool_idle(client)
+
+
+class _StallingUploads(httpx.AsyncBaseTransport):
+    """Forwards API requests; of an upload, reads the first chunk and then stalls."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.stalled = anyio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "PUT" and "/uploads/" in request.url.path:
+            stream = request.stream
+            assert isinstance(stream, httpx.AsyncByteStream)
+            async for _ in stream:
+                self.stalled.set()
+                await anyio.sleep_forever()
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class _CancellingItems:
+    """Item URLs that cancel `scope` at the item that fills the first spool chunk.
+
+    The next checkpoint is then the spool write, with the item iterator suspended.
+    """
+
+    def __init__(self, scope: anyio.CancelScope, count: int) -> None:
+        self.scope = scope
+        self.count = count
+        self.line = len(_item_line(self.url(0), 0))
+
+    @staticmethod
+    def url(i: int) -> str:
+        return f"https://images.test/{i:07}.png"
+
+    def __iter__(self) -> Iterator[str]:
+        fill = -(-CHUNK_BYTES // self.line)  # items up to the first full chunk
+        for i in range(self.count):
+            if i == fill - 1:
+                self.scope.cancel()
+            yield self.url(i)
+
+
+@pytest.mark.parametrize("where", ["spooling", "uploading"])
+async def test_a_cancelled_upload_leaves_no_generator_unclosed(
+    nexus: LocalNexus, workdir: Path, where: str
+) -> None:
+    """Internal async generators left suspended used to warn (ResourceWarning) on trio."""
+    ctx = new_ctx(nexus, workdir)
+    transport = _StallingUploads()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        async with sdk_client(nexus.base_url, ctx.secret_key, transport=transport) as client:
+            datasets = batch_of(client, ctx).datasets
+            with anyio.CancelScope() as scope:
+                if where == "spooling":
+                    await datasets.create_from_items("big", _CancellingItems(scope, 40_000))
+                else:
+                    async with anyio.create_task_group() as tg:
+                        items = [_CancellingItems.url(i) for i in range(40_000)]  # 2 chunks
+                        tg.start_soon(datasets.create_from_items, "big", items)
+                        await transport.stalled.wait()  # mid-body
+                        scope.cancel()
+            assert scope.cancelled_caught
+        for _ in range(3):  # finalizers of collected generators run at checkpoints
+            gc.collect()
+            await anyio.lowlevel.checkpoint()
+    unclosed = [w for w in caught if issubclass(w.category, ResourceWarning)]
+    assert unclosed == [], [str(w.message) for w in unclosed]

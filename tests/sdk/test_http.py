@@ -111,14 +111,17 @@ async def test_create_that_never_connected_is_retried() -> None:
 
 
 async def test_cancel_patch_is_retried_and_sends_stop_time() -> None:
-    script = Script(error(503), ok(wire.JOB))
+    # Nothing answered yet: the job is read first, for the API's clock (its Date).
+    date = {"Date": "Tue, 01 Dec 2026 10:00:00 GMT"}
+    script = Script(ok(wire.JOB, headers=date), error(503), ok(wire.JOB))
     async with script.client() as client:
         await client.get_project(PROJECT).batch.jobs.cancel(JOB_ID)
-    assert [r.method for r in script.requests] == ["PATCH", "PATCH"]
-    sent = body(script.requests[0])
+    assert [r.method for r in script.requests] == ["GET", "PATCH", "PATCH"]
+    sent = body(script.requests[1])
     assert set(sent) == {"spec"}
     assert set(sent["spec"]) == {"stopAtTime"}
     assert isinstance(sent["spec"]["stopAtTime"], int)
+    assert 0 <= sent["spec"]["stopAtTime"] - 1_796_119_200_000 < 60_000  # that Date, in ms
 
 
 async def test_delete_whose_first_answer_was_lost_reports_deleted() -> None:

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import anyio
+import httpx
 import pytest
 
 from nexus_async import (
@@ -161,25 +162,23 @@ async def test_errors_from_the_server(jobs: Jobs, nexus: LocalNexus) -> None:
     assert other_project != nexus.project_id
 
 
-async def test_conflict_for_a_dataset_not_uploaded(
-    jobs: Jobs, nexus: LocalNexus, client: AsyncClient
-) -> None:
+async def test_conflict_for_a_dataset_not_uploaded(jobs: Jobs, nexus: LocalNexus) -> None:
     options = job_options(nexus)
-    http = client._http.client
-    response = await http.post(
-        f"{nexus.base_url}/projects/{nexus.project_id}/batch/datasets",
-        headers={"Secret-Key": nexus.secret_key},
-        json={
-            "name": "pending",
-            "spec": {
-                "source": {
-                    "kind": "UploadedNewlineDelimitedJsonFile",
-                    "sizeBytes": 10,
-                    "crc32c": "AAAAAA==",
-                }
+    async with httpx.AsyncClient() as http:  # a dataset created but never uploaded
+        response = await http.post(
+            f"{nexus.base_url}/projects/{nexus.project_id}/batch/datasets",
+            headers={"Secret-Key": nexus.secret_key},
+            json={
+                "name": "pending",
+                "spec": {
+                    "source": {
+                        "kind": "UploadedNewlineDelimitedJsonFile",
+                        "sizeBytes": 10,
+                        "crc32c": "AAAAAA==",
+                    }
+                },
             },
-        },
-    )
+        )
     assert response.status_code == 200, response.text
     with pytest.raises(ConflictError):
         await jobs.create("x", {**options, "dataset_id": response.json()["id"]})
@@ -376,3 +375,31 @@ async def test_cancel_uses_the_servers_clock_not_ours(
                 assert final.status.overview is JobStatusOverview.FAILED, job.name
                 assert final.status.cancelled_at is not None, job.name
                 assert final.status.cancelled_at <= int(real_time() * 1000)
+
+
+@pytest.mark.parametrize("status", [503, 429])
+async def test_delete_of_a_job_that_never_existed_is_not_found_after_a_refusal(
+    jobs: Jobs, nexus: LocalNexus, status: int
+) -> None:
+    """A 503 or 429 says the first attempt was not carried out: the 404 is the truth."""
+    never = "batchjob_00000000-0000-4000-8000-000000000000"
+    nexus.inject_fault(method="DELETE", path=never, status=status, times=1)
+    with pytest.raises(NotFoundError) as info:
+        await jobs.delete(never)
+    assert info.value.attempts == 2
+
+
+@pytest.mark.parametrize("fault", ["dropped", "502"])
+async def test_delete_whose_first_attempt_took_effect_reports_deleted(
+    jobs: Jobs, nexus: LocalNexus, fault: str
+) -> None:
+    job = await quiet_job(jobs, nexus)
+    if fault == "dropped":
+        nexus.inject_fault(method="DELETE", path=job.id, drop=True, after_handling=True)
+    else:
+        nexus.inject_fault(method="DELETE", path=job.id, status=502, after_handling=True)
+    deleted = await jobs.delete(job.id)
+    assert deleted.deleted
+    assert deleted.id == job.id
+    with pytest.raises(NotFoundError):
+        await jobs.get(job.id)

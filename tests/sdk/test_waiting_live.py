@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
 import anyio
 import pytest
 
-from nexus_async import AsyncClient, Job, JobProgress, Jobs, JobStateError, WaitTimeoutError
+from nexus_async import (
+    AsyncClient,
+    Backoff,
+    Job,
+    JobProgress,
+    Jobs,
+    JobStateError,
+    RetryPolicy,
+    TransportError,
+    WaitTimeoutError,
+)
 from nexus_async.server import LocalNexus
 
 from .live import assert_pool_idle, create_jobs, job_options
@@ -157,3 +170,88 @@ async def test_follow_logs_yields_every_entry_once(jobs: Jobs, nexus: LocalNexus
     assert len({e.id for e in followed}) == len(followed)
     kinds = {e.kind for e in followed}
     assert "JobFinished" in kinds
+
+
+# A client whose retry budget is short: one second without a connection is an outage.
+SHORT_BUDGET = RetryPolicy(attempts=3, total_time=1.0, backoff=Backoff(initial=0.01, maximum=0.05))
+
+WAITS: dict[str, Callable[[Jobs, str], Awaitable[object]]] = {
+    "wait_until_done": lambda jobs, i: jobs.wait_until_done(i, interval=0.05, timeout=30),
+    "watch": lambda jobs, i: consume(jobs.watch(i, interval=0.05, timeout=30)),
+    "wait_all": lambda jobs, i: jobs.wait_all([i], interval=0.05, timeout=30),
+    "follow_logs": lambda jobs, i: consume(jobs.follow_logs(i, interval=0.05, timeout=30)),
+}
+
+
+async def consume(items: AsyncIterator[object]) -> list[object]:
+    return [item async for item in items]
+
+
+def outage_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [
+        r
+        for r in caplog.records
+        if r.name == "nexus_async"
+        and r.levelno == logging.WARNING
+        and "cannot reach the API" in r.getMessage()
+    ]
+
+
+@pytest.mark.parametrize("name", list(WAITS))
+async def test_a_wait_on_an_unreachable_api_warns_once_and_ends_after_the_retry_budget(
+    nexus: LocalNexus, caplog: pytest.LogCaptureFixture, name: str
+) -> None:
+    """It used to poll a dead server silently until its (10-hour) timeout."""
+    caplog.set_level(logging.INFO, logger="nexus_async")
+    async with AsyncClient(nexus.secret_key, base_url=nexus.base_url, retry=SHORT_BUDGET) as c:
+        jobs = c.get_project(nexus.project_id).batch.jobs
+        job = await jobs.create("later", job_options(nexus, start_at_time=10**13 - 1))
+        nexus.inject_fault(method="GET", path=job.id, drop=True, times=None)
+        t0 = anyio.current_time()
+        with anyio.fail_after(15), pytest.raises(TransportError):
+            await WAITS[name](jobs, job.id)
+        took = anyio.current_time() - t0
+    assert 1.0 <= took < 10, took
+    (warning,) = outage_warnings(caplog)
+    assert job.id in warning.getMessage()
+    assert nexus.secret_key not in caplog.text
+
+
+async def test_a_short_outage_warns_once_and_the_wait_goes_on(
+    nexus: LocalNexus, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="nexus_async")
+    async with AsyncClient(nexus.secret_key, base_url=nexus.base_url, retry=SHORT_BUDGET) as c:
+        jobs = c.get_project(nexus.project_id).batch.jobs
+        job = await jobs.create("f", job_options(nexus, items=3, start_at_time=10**13 - 1))
+        # Three dropped connections: one poll's attempts, then the API answers again.
+        nexus.inject_fault(method="GET", path=job.id, drop=True, times=3)
+        with anyio.fail_after(15), pytest.raises(WaitTimeoutError):
+            await jobs.wait_until_done(job.id, interval=0.05, timeout=1.5)
+    assert len(outage_warnings(caplog)) == 1
+
+
+async def test_follow_logs_times_out_like_the_other_waits(jobs: Jobs, nexus: LocalNexus) -> None:
+    job = await jobs.create("later", job_options(nexus, start_at_time=10**13 - 1))
+    t0 = anyio.current_time()
+    with anyio.fail_after(10), pytest.raises(WaitTimeoutError) as info:
+        await consume(jobs.follow_logs(job.id, interval=0.05, timeout=0.5))
+    assert 0.5 <= anyio.current_time() - t0 < 3
+    assert info.value.job is not None
+    assert info.value.job.id == job.id
+
+
+async def test_follow_logs_after_time_is_exclusive(jobs: Jobs, nexus: LocalNexus) -> None:
+    job = await jobs.create("later", job_options(nexus, start_at_time=10**13 - 1))
+    nexus.seed_logs(job.id, 12, per_ms=3, start_time=1_000_000)  # 4 ms of 3 entries
+    await jobs.cancel(job.id)  # finished, so following ends
+    everything = [e async for e in jobs.follow_logs(job.id, interval=0.05, timeout=10)]
+    seeded = sorted({e.create_time for e in everything if e.create_time < 2_000_000})
+    assert len(seeded) == 4
+    after = seeded[1]
+    followed = [
+        e async for e in jobs.follow_logs(job.id, interval=0.05, timeout=10, after_time=after)
+    ]
+    assert followed
+    assert min(e.create_time for e in followed) > after
+    assert [e.id for e in followed] == [e.id for e in everything if e.create_time > after]
