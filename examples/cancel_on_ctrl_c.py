@@ -28,17 +28,24 @@ CANCEL_SECONDS = 5.0
 
 
 async def cancel_all(jobs: Jobs, job_ids: Sequence[str]) -> int:
-    """Cancel `job_ids` concurrently; return how many cancels the API accepted."""
+    """Cancel `job_ids` concurrently; return how many the API cancelled.
+
+    A job that finished between Ctrl-C and its cancel comes back without
+    `cancelled_at`: it is not counted.
+    """
     accepted = 0
 
     async def cancel(job_id: str) -> None:
         nonlocal accepted
         try:
-            await jobs.cancel(job_id)
+            job = await jobs.cancel(job_id)
         except NexusError as exc:  # one failure must not stop the others
             print(f"could not cancel {job_id}: {exc}", file=sys.stderr)
         else:
-            accepted += 1
+            if job.status.cancelled_at is not None:
+                accepted += 1
+            else:
+                print(f"{job.name} had already ended {job.status.overview}", flush=True)
 
     async with anyio.create_task_group() as tg:
         for job_id in job_ids:

@@ -222,11 +222,6 @@ DRIP_RETRY = RetryPolicy(attempts=3, total_time=2.0, backoff=Backoff(initial=0.0
 DRIP_BOUND = DRIP_RETRY.total_time + DRIP_TIMEOUT + 1.5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue #12 item 3: the timeout bounds each read, not the exchange; a job's "
-    "789-byte body dripped a byte every 50 ms keeps jobs.get going for about 40 s",
-)
 async def test_a_dripping_answer_ends_within_the_calls_bound(
     nexus: LocalNexus, workdir: Path
 ) -> None:
@@ -390,10 +385,6 @@ async def test_kill_9_of_the_server_mid_call_ends_every_call_typed_within_its_bo
 FOLLOW_BOUND = KILL_WAIT + REQUEST_BOUND
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue #12 item 9: follow_logs has no timeout; with the server gone it polls forever",
-)
 async def test_kill_9_ends_follow_logs_typed_within_a_bound(server_process: Server) -> None:
     server = server_process
     async with sdk_client(
