@@ -817,7 +817,11 @@ def build_app(core: NexusCore, *, lifespan: bool) -> Starlette:
                 requests=core.request_log,
                 latency=lambda: core.latency,
             ),
-            Middleware(BodyGuard, timeout=core.settings.body_timeout),
+            Middleware(
+                BodyGuard,
+                timeout=core.settings.body_timeout,
+                max_bytes=max(core.settings.max_body_bytes, core.settings.max_upload_bytes),
+            ),
         ],
         exception_handlers={
             DomainError: _domain_error,
