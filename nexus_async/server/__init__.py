@@ -125,6 +125,11 @@ Destinations
     request is pinned to the address that was checked. Neither ``:test`` nor the job log
     ever shows what an endpoint answered beyond its status.
 
+OpenAPI
+    ``GET {base_url}/openapi.json`` (no auth) is an OpenAPI 3.1 document of the 17 batch
+    operations, written from the spec (not generated from the routes), with links from
+    each create call for stateful fuzzers; ``.ci/run`` fuzzes the server with it.
+
 Static files
     ``GET {base_url}/static/{path}`` serves ``static_dir`` without auth (404 JSON
     outside it). Item URLs pointing there are fetched over HTTP like any other, so

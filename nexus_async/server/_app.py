@@ -42,6 +42,7 @@ from ._errors import (
 )
 from ._faults import ControlMiddleware
 from ._logstore import LEVELS
+from ._openapi import openapi_document
 from ._parse import (
     opt_int,
     opt_number,
@@ -554,6 +555,10 @@ class _Api:
 
     # ------------------------------------------------------------------------ admin
 
+    async def openapi(self, request: Request) -> Response:
+        """The OpenAPI 3.1 document of the batch API (no auth: it is public knowledge)."""
+        return _ok(openapi_document())
+
     async def health(self, request: Request) -> Response:
         return _ok({"status": "ok", "projectId": self.core.project_id})
 
@@ -695,6 +700,7 @@ class _Api:
         datasets = "/projects/{project_id}/batch/datasets"
         webhooks = "/projects/{project_id}/batch/webhooks"
         routes: list[BaseRoute] = [
+            _route("/openapi.json", GET=self.openapi),
             _route("/_nexus/health", GET=self.health),
             _route("/_nexus/faults", POST=self.add_fault, DELETE=self.clear_faults),
             _route("/_nexus/requests", GET=self.list_requests, DELETE=self.clear_requests),
@@ -811,7 +817,11 @@ def build_app(core: NexusCore, *, lifespan: bool) -> Starlette:
                 requests=core.request_log,
                 latency=lambda: core.latency,
             ),
-            Middleware(BodyGuard, timeout=core.settings.body_timeout),
+            Middleware(
+                BodyGuard,
+                timeout=core.settings.body_timeout,
+                max_bytes=max(core.settings.max_body_bytes, core.settings.max_upload_bytes),
+            ),
         ],
         exception_handlers={
             DomainError: _domain_error,

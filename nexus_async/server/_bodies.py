@@ -4,9 +4,10 @@
 
 - Reading the body has one deadline, counted from the request's start:
   ``body_timeout`` seconds plus one second per MiB of the declared ``Content-Length``
-  (so a big upload at a healthy speed fits, and a dribbled one does not). A read past it
-  raises ``TimedOut``, which the app answers 408; a connection that trickles bytes can no
-  longer hold a handler, or a dataset in ``Uploading``, for ever.
+  (up to the largest body accepted), so a big upload at a healthy speed fits and a
+  dribbled one does not. A read past it raises ``TimedOut``, which the app answers 408;
+  a connection that trickles bytes can no longer hold a handler, or a dataset in
+  ``Uploading``, for ever.
 - A handler that answers before reading the whole body (a rejected upload, a 404) has
   the rest read and dropped before its answer goes out, up to ``DRAIN_LIMIT`` bytes and
   within the same deadline. Otherwise the server would close a connection with unread
@@ -40,18 +41,21 @@ class BodyGuard:
     Args:
         app: the app to wrap.
         timeout: the ``body_timeout`` setting, in seconds.
+        max_bytes: the largest body any route accepts; a larger declared length earns
+            no more time (a huge ``Content-Length`` cannot buy a connection hours).
     """
 
-    def __init__(self, app: ASGIApp, *, timeout: float) -> None:
+    def __init__(self, app: ASGIApp, *, timeout: float, max_bytes: int) -> None:
         self.app = app
         self.timeout = timeout
+        self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         base = self.timeout
-        allowed = base + _declared_length(scope) * _SECONDS_PER_BYTE
+        allowed = base + min(_declared_length(scope), self.max_bytes) * _SECONDS_PER_BYTE
         deadline = anyio.current_time() + allowed
         complete = False  # the last body message (or a disconnect) has been received
 

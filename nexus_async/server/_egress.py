@@ -1,4 +1,5 @@
-"""Where the server may connect: the ``allow_private_addresses`` setting.
+"""Where the server may connect: the ``allowed_hosts`` and ``allow_private_addresses``
+settings.
 
 The runner connects to URLs its callers chose (item URLs, webhook endpoints). On a
 developer's machine those are usually loopback services, so by default anything goes.
@@ -8,7 +9,8 @@ multicast; an IPv4-mapped IPv6 address counts as its IPv4 one): loopback, link-l
 (cloud metadata at 169.254.169.254), private, shared and reserved ranges are refused
 before any connection is opened. The request is then pinned to the address that was
 checked (the URL's host becomes that address; ``Host`` and TLS SNI keep the name), so a
-second, different DNS answer cannot sneak a private address in.
+second, different DNS answer cannot sneak a private address in. ``allowed_hosts``, when
+set, is checked first, on the URL's host as written, before any lookup.
 """
 
 from __future__ import annotations
@@ -43,17 +45,22 @@ def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return address.is_global and not address.is_multicast
 
 
-async def target_of(url: str, *, allow_private: bool) -> Target:
-    """The request target for ``url``, checked against the setting.
+async def target_of(
+    url: str, *, allow_private: bool, allowed_hosts: tuple[str, ...] | None = None
+) -> Target:
+    """The request target for ``url``, checked against the settings.
 
     Raises:
-        Refused: the host does not resolve, or resolves to an address that is not public
-            while ``allow_private`` is False. Nothing has been sent then.
+        Refused: the host is not in ``allowed_hosts`` (when given), does not resolve, or
+            resolves to an address that is not public while ``allow_private`` is False.
+            Nothing has been sent then.
     """
-    if allow_private:
-        return Target(url)
     parsed = httpx.URL(url)
     host = parsed.host
+    if allowed_hosts is not None and host.lower() not in allowed_hosts:
+        raise Refused(f"{host} is not in allowed_hosts")
+    if allow_private:
+        return Target(url)
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     try:
         infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)

@@ -207,7 +207,11 @@ class Runner:
             scope.cancel()
 
     async def _target(self, url: str) -> Target:
-        return await target_of(url, allow_private=self.settings.allow_private_addresses)
+        return await target_of(
+            url,
+            allow_private=self.settings.allow_private_addresses,
+            allowed_hosts=self.settings.allowed_hosts,
+        )
 
     @staticmethod
     def _deadline(wall_ms: int) -> float:

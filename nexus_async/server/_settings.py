@@ -94,6 +94,25 @@ def _predictor(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         )
 
 
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _to_hosts(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return tuple(str(host).lower() if isinstance(host, str) else host for host in value)
+    return value
+
+
+def _hosts(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not (
+        isinstance(value, tuple) and all(isinstance(h, str) and h.strip() for h in value)
+    ):
+        raise ValueError(
+            f"`{attribute.name}` must be None or a sequence of host names (got {_show(value)})"
+        )
+
+
 def _flag(help: str, parse: Callable[[str], Any] | None = str) -> dict[str, Any]:
     """Field metadata: the command line's help, and how to parse a flag's text (None:
     not on the command line; ``bool``: a ``--x/--no-x`` pair)."""
@@ -128,6 +147,10 @@ class ServerSettings:
             development, where receivers and item servers run on this machine; turn it off
             for a server other people can reach, so that nobody uses it to probe the
             network behind it (the host is resolved, checked and pinned before connecting).
+        allowed_hosts: when set, the only hosts (names or addresses, compared without
+            case) item URLs and webhook endpoints may name; any other is refused before
+            any DNS lookup or connection. For sandboxes: a fuzzed server that may reach
+            nothing but ``("127.0.0.1",)``.
         body_timeout: seconds a request body may take to arrive, plus one second per
             MiB of its ``Content-Length``; a body still arriving then is answered 408
             (an upload becomes ``FailedUpload``, so a retry can start at once).
@@ -204,6 +227,12 @@ class ServerSettings:
         default=True,
         validator=_boolean,
         metadata=_flag("let jobs and webhook tests reach loopback and private addresses", bool),
+    )
+    allowed_hosts: tuple[str, ...] | None = attrs.field(
+        default=None,
+        converter=_to_hosts,
+        validator=_hosts,
+        metadata=_flag("comma-separated hosts jobs and webhook tests may reach", _split),
     )
     body_timeout: float = attrs.field(
         default=30.0,

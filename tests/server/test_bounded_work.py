@@ -147,3 +147,20 @@ async def test_huge_images_fail_preprocessing_before_decoding(
     [failure] = [e for e in await all_logs(client, job["id"]) if e["kind"] == "ItemFailed"]
     assert "7000x7000" in failure["reason"]
     assert str(3840 * 2160) in failure["reason"]
+
+
+async def test_a_huge_declared_length_buys_no_extra_time() -> None:
+    async with (
+        LocalNexus(body_timeout=0.3, max_body_bytes=1024, max_upload_bytes=1024) as nexus,
+        api_client(nexus) as client,
+    ):
+        created = (await client.post("datasets", json=dataset_body(b"x\n"))).json()
+        upload = created["status"]["source"]["uploadUrl"]
+        path = upload["url"].removeprefix(nexus.base_url)
+        headers = "".join(f"{name}: {value}\r\n" for name, value in upload["headers"].items())
+        # Rejected at once (the length differs from sizeBytes); the rest would never come.
+        answer = await _answer_of_a_dribbled_body(
+            nexus.base_url, _head(path, 10**15, headers), b"x"
+        )
+        assert answer.startswith(b"HTTP/1.1 400"), answer
+        assert b"connection: close" in answer.lower()

@@ -131,6 +131,10 @@ def test_unknown_override_is_a_type_error_naming_it() -> None:
         ("secret_key", "has space"),
         ("static_dir", "/definitely/not/here"),
         ("predictor", object()),
+        ("allow_private_addresses", "no"),
+        ("allowed_hosts", "127.0.0.1"),
+        ("allowed_hosts", [""]),
+        ("body_timeout", 0),
     ],
 )
 def test_bad_settings_name_the_option(option: str, value: object) -> None:
@@ -145,9 +149,17 @@ def test_command_line_flags_come_from_the_settings(tmp_path: Path) -> None:
     ServerSettings.add_arguments(parser)
     flags = set(vars(parser.parse_args([])))
     assert flags == {field.name for field in attrs.fields(ServerSettings)} - {"predictor"}
-    args = parser.parse_args(["--port", "8080", "--latency", "0.5", "--static-dir", str(tmp_path)])
+    flags_given = ["--port", "8080", "--latency", "0.5", "--static-dir", str(tmp_path)]
+    flags_given += ["--no-allow-private-addresses", "--allowed-hosts", "127.0.0.1, Example.com"]
+    args = parser.parse_args(flags_given)
     settings = ServerSettings.from_arguments(args)
-    assert settings == ServerSettings(port=8080, latency=0.5, static_dir=tmp_path)
+    assert settings == ServerSettings(
+        port=8080,
+        latency=0.5,
+        static_dir=tmp_path,
+        allow_private_addresses=False,
+        allowed_hosts=("127.0.0.1", "example.com"),
+    )
     assert ServerSettings.from_arguments(parser.parse_args([])) == ServerSettings()
     with pytest.raises(ValueError, match="`item_concurrency`"):
         ServerSettings.from_arguments(parser.parse_args(["--item-concurrency", "0"]))

@@ -90,3 +90,22 @@ async def test_public_destinations_are_pinned_to_the_checked_address(allow: bool
         assert str(target.url) == "https://93.184.215.14:8443/a?b=1"
         assert target.headers == {"host": "93.184.215.14:8443"}
         assert target.extensions == {"sni_hostname": "93.184.215.14"}
+
+
+async def test_allowed_hosts_refuses_every_other_host_before_any_lookup(
+    receiver: Receiver,
+) -> None:
+    port = receiver.base_url.rsplit(":", 1)[1]
+    async with (
+        LocalNexus(allowed_hosts=["127.0.0.1"]) as nexus,
+        api_client(nexus) as client,
+    ):
+        allowed = nexus.seed_webhook(receiver.url("/ok"))
+        assert (await client.post(f"webhooks/{allowed}:test")).json()["status"] == "Succeeded"
+        # A name that would need DNS, and another spelling of loopback.
+        for endpoint in ("http://nexus-fuzz.invalid/hook", f"http://localhost:{port}/ok"):
+            refused = nexus.seed_webhook(endpoint)
+            result = (await client.post(f"webhooks/{refused}:test")).json()
+            assert result["attemptCount"] == 0
+            assert "not in allowed_hosts" in result["reason"], result
+    assert receiver.arrivals["/ok"] == 1
