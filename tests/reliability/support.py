@@ -23,17 +23,16 @@ from typing import Any
 import attrs
 import httpx
 
-from nexus_async import AsyncClient, Backoff, Batch, RetryPolicy
+from nexus_async import AsyncClient, Batch, RetryPolicy
 from nexus_async._transport import SpreadTransport
 from nexus_async.server import LocalNexus
 
-from ..sdk.live import DEAD_ENDPOINT, png_data_url
+from ..support import DEAD_ENDPOINT, FAST_RETRY, png_data_url
 
 # One TLS context for every test client: building one loads the CA bundle, which
 # costs tens of milliseconds per client.
 _TLS = ssl.create_default_context()
 
-RETRY = RetryPolicy(attempts=3, total_time=10.0, backoff=Backoff(initial=0.01, maximum=0.05))
 FAR_FUTURE_MS = 10**13 - 1
 LOG_ENTRIES = 25
 LOG_PAGE = 10
@@ -60,7 +59,7 @@ async def sdk_client(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     timeout: float = 10.0,
-    retry: RetryPolicy = RETRY,
+    retry: RetryPolicy = FAST_RETRY,
 ) -> AsyncIterator[AsyncClient]:
     """An entered `AsyncClient`: over its own transport, or over `transport` when given."""
     if transport is None:
