@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from nexus_async import AsyncClient, Backoff, Batch, RetryPolicy, errors, signing
 from nexus_async.server import LocalNexus
 
-from ..sdk.live import DEAD_ENDPOINT, assert_pool_idle, png_data_url, pool_connections
+from ..sdk.live import assert_pool_idle, pool_connections
+from ..support import DEAD_ENDPOINT, png_data_url, sdk_tasks
 from .support import CALLS, Call, Ctx, batch_of, new_ctx, sdk_client
 
 PROMPT = 0.5  # seconds a cancelled call may take to return
@@ -103,17 +104,6 @@ ALL_CALLS: dict[str, Call] = {
     **{name: call for name, call in CALLS.items() if name != "datasets.upload"},
     **{call.name: call for call in EXTRA_CALLS},
 }
-
-
-def sdk_tasks() -> list[str]:
-    """Names of the tasks the SDK started that are still running (the server's excepted)."""
-    return [
-        task.name
-        for task in anyio.get_running_tasks()
-        if task.name
-        and task.name.startswith("nexus_async.")
-        and not task.name.startswith("nexus_async.server")
-    ]
 
 
 def _slow_down(nexus: LocalNexus, ctx: Ctx, scenario: str) -> None:

@@ -9,6 +9,7 @@ from nexus_async import AsyncClient, Job, Jobs, JobStateError, WaitTimeoutError
 from nexus_async._waiting import JobProgress
 from nexus_async.server import LocalNexus
 
+from ..support import until_sdk_tasks_end
 from .live import assert_pool_idle, create_jobs, job_options
 
 
@@ -137,9 +138,7 @@ async def test_outer_cancel_of_as_completed_is_prompt(
         await jobs.wait_all([waiting.id], interval=0.2)
     assert scope.cancelled_caught
     assert anyio.current_time() - t0 < 1.5
-    await anyio.sleep(0.1)
-    poller = client._pollers[nexus.project_id]
-    assert not poller._running, "the shared poller task should have ended"
+    await until_sdk_tasks_end(timeout=1.0)  # the shared poller's task ended
     assert_pool_idle(client)
 
 

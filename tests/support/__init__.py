@@ -1,13 +1,16 @@
-"""Helpers shared by every test suite: one fast retry policy, test images, waiting.
+"""Helpers shared by every test suite.
 
-Each suite's own helper modules (`tests/sdk/live.py`, `tests/server/helpers.py`,
-`tests/reliability/support.py`) build on these instead of keeping copies.
+One fast retry policy, test images, and waits for the condition itself (a change,
+a task's end) instead of sleeps. Each suite's own helper modules (`tests/sdk/live.py`,
+`tests/server/helpers.py`, `tests/reliability/support.py`) build on these instead of
+keeping copies.
 """
 
 from __future__ import annotations
 
 from .images import data_url, distinct_pngs, png_bytes, png_data_url, write_pngs
 from .retry import FAST_RETRY
+from .tasks import job_task_running, sdk_tasks, until_job_task_ends, until_sdk_tasks_end
 from .waiting import Changes
 
 # A webhook endpoint nobody listens on: deliveries fail at once (connection refused).
@@ -19,7 +22,11 @@ __all__ = [
     "Changes",
     "data_url",
     "distinct_pngs",
+    "job_task_running",
     "png_bytes",
     "png_data_url",
+    "sdk_tasks",
+    "until_job_task_ends",
+    "until_sdk_tasks_end",
     "write_pngs",
 ]
