@@ -95,6 +95,7 @@ async def check_logs(jobs: Jobs, job: Job) -> None:
     assert kinds["JobFinished"] == 1
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 async def test_many_clients_while_big_jobs_run() -> None:
     received: list[Delivery] = []
