@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,11 +26,7 @@ from nexus_async import AsyncClient, Batch, RetryPolicy
 from nexus_async._transport import SpreadTransport
 from nexus_async.server import LocalNexus
 
-from ..support import DEAD_ENDPOINT, FAST_RETRY, png_data_url
-
-# One TLS context for every test client: building one loads the CA bundle, which
-# costs tens of milliseconds per client.
-_TLS = ssl.create_default_context()
+from ..support import DEAD_ENDPOINT, FAST_RETRY, TLS, png_data_url, raw_client
 
 FAR_FUTURE_MS = 10**13 - 1
 LOG_ENTRIES = 25
@@ -42,10 +37,8 @@ def http_client(
     *, transport: httpx.AsyncBaseTransport | None = None, max_connections: int = 16
 ) -> httpx.AsyncClient:
     """An httpx client shaped like the SDK's own (same pool limits), cheap to build."""
-    return httpx.AsyncClient(
-        verify=_TLS,
+    return raw_client(
         transport=transport,
-        trust_env=False,
         limits=httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         ),
@@ -68,7 +61,7 @@ async def sdk_client(
         ) as client:
             own = client._http.client._transport
             if isinstance(own, SpreadTransport):
-                own._ssl = _TLS  # what it would build on first use, minus the CA bundle load
+                own._ssl = TLS  # what it would build on first use, minus the CA bundle load
             yield client
         return
     http = http_client(transport=transport)
