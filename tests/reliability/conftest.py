@@ -1,7 +1,7 @@
 """Fixtures of the reliability suites: one local server per module and backend.
 
-Starting a `LocalNexus` costs about half a second, and these suites run hundreds of
-cases, so the backend and the server are module-scoped (anyio runs module-scoped
+Starting a `LocalNexus` costs tens of milliseconds of CPU, and these suites run hundreds
+of cases, so the backend and the server are module-scoped (anyio runs module-scoped
 async fixtures when `anyio_backend` has the same scope). Each case isolates itself
 in a fresh project (`nexus.add_project()`), and every fault is cleared after it.
 """

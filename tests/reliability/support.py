@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,16 +22,11 @@ from typing import Any
 import attrs
 import httpx
 
-from nexus_async import AsyncClient, Backoff, Batch, RetryPolicy
+from nexus_async import AsyncClient, Batch, RetryPolicy
 from nexus_async.server import LocalNexus
 
-from ..sdk.live import DEAD_ENDPOINT, png_data_url
+from ..support import DEAD_ENDPOINT, FAST_RETRY, png_data_url, raw_client
 
-# One TLS context for every test client: building one loads the CA bundle, which
-# costs tens of milliseconds per client.
-_TLS = ssl.create_default_context()
-
-RETRY = RetryPolicy(attempts=3, total_time=10.0, backoff=Backoff(initial=0.01, maximum=0.05))
 FAR_FUTURE_MS = 10**13 - 1
 LOG_ENTRIES = 25
 LOG_PAGE = 10
@@ -42,10 +36,8 @@ def http_client(
     *, transport: httpx.AsyncBaseTransport | None = None, max_connections: int = 16
 ) -> httpx.AsyncClient:
     """An httpx client shaped like the SDK's own (same pool limits), cheap to build."""
-    return httpx.AsyncClient(
-        verify=_TLS,
+    return raw_client(
         transport=transport,
-        trust_env=False,
         limits=httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         ),
@@ -59,7 +51,7 @@ async def sdk_client(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     timeout: float = 10.0,
-    retry: RetryPolicy = RETRY,
+    retry: RetryPolicy = FAST_RETRY,
 ) -> AsyncIterator[AsyncClient]:
     """An entered `AsyncClient`: over its own transport, or over `transport` when given."""
     if transport is None:

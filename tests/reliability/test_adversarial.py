@@ -36,10 +36,11 @@ from nexus_async import Backoff, Batch, JobLogEntry, RetryPolicy, errors
 from nexus_async.server import LocalNexus
 
 from ..sdk.live import assert_pool_idle
+from ..support import sdk_tasks
 from . import test_bad_input as bad_input
 from .support import CALLS, Ctx, batch_of, new_ctx, sdk_client
 from .tcp_proxy import DRIP, FaultyProxy
-from .test_cancellation import ALL_CALLS, PATIENT, PROMPT, _slow_down, sdk_tasks
+from .test_cancellation import ALL_CALLS, PATIENT, PROMPT, _slow_down
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 BACKENDS = 2  # every test here runs on asyncio and trio

@@ -16,15 +16,12 @@ on a 2-core machine (the local pipeline moves roughly 150-250 items per second).
 
 from __future__ import annotations
 
-import base64
-import io
 import os
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 
 import anyio
 import pytest
-from PIL import Image, ImageDraw
 
 from nexus_async import (
     AsyncClient,
@@ -38,6 +35,8 @@ from nexus_async import (
 )
 from nexus_async.receiver import ReceiverResponse
 from nexus_async.server import LocalNexus, serve_asgi
+
+from ..support import Changes, distinct_pngs
 
 MAIN_JOBS = 20
 ITEMS = int(os.environ.get("NEXUS_LOAD_ITEMS", "500"))
@@ -53,20 +52,6 @@ STAGE_KINDS = {
     "ItemPredicted": "predicted",
     "ItemDelivered": "delivered",
 }
-
-
-def distinct_pngs(count: int, salt: int = 0) -> list[str]:
-    """`count` different 16x16 PNGs as data: URLs (a white box placed differently in each)."""
-    urls = []
-    for i in range(salt, salt + count):
-        x, y, w, h = i % 8, (i // 8) % 8, 2 + (i // 64) % 7, 2 + (i // 448) % 7
-        image = Image.new("L", (16, 16), 0)
-        ImageDraw.Draw(image).rectangle((x, y, x + w, y + h), fill=255)
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG")
-        urls.append("data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode())
-    assert len(set(urls)) == count
-    return urls
 
 
 def check_invariants(job: Job, totals: Mapping[str, int]) -> None:
@@ -110,12 +95,15 @@ async def check_logs(jobs: Jobs, job: Job) -> None:
     assert kinds["JobFinished"] == 1
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 async def test_many_clients_while_big_jobs_run() -> None:
     received: list[Delivery] = []
+    arrived = Changes()
 
     async def on_delivery(delivery: Delivery) -> None:
         received.append(delivery)
+        arrived.notify()
 
     secret = signing.generate_secret()
     receiver = Recording(secret, on_delivery)
@@ -201,11 +189,10 @@ async def test_many_clients_while_big_jobs_run() -> None:
                         for job_id, job in finished.items()
                     )
 
-                for _ in range(200):  # 10 s at most
-                    if caught_up():
-                        break
-                    await anyio.sleep(0.05)
-                assert caught_up(), "deliveries the jobs counted never reached the callback"
+                try:
+                    await arrived.until(caught_up, timeout=10)
+                except TimeoutError:
+                    raise AssertionError("counted deliveries never reached the callback") from None
 
     assert seen_snapshots > MAIN_JOBS + CLIENTS
     assert len(deleted_running) + len(waited) == CLIENTS * ROUNDS

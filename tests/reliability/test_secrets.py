@@ -28,7 +28,6 @@ from anyio.from_thread import start_blocking_portal
 
 from nexus_async import (
     AsyncClient,
-    Backoff,
     DeliveryReceiver,
     Job,
     RetryPolicy,
@@ -43,11 +42,10 @@ from nexus_async.receiver import verify_delivery
 from nexus_async.server import LocalNexus
 
 from ..sdk import wire_batch
-from ..sdk.live import DEAD_ENDPOINT, png_data_url
+from ..support import DEAD_ENDPOINT, FAST_RETRY, png_data_url
 from .support import DeadPort
 
 NO_RETRIES: dict[str, Any] = {"retries": {"max_retries": 0}}  # deliveries to nowhere fail fast
-FAST = RetryPolicy(attempts=3, total_time=5.0, backoff=Backoff(initial=0.01, maximum=0.02))
 
 
 def _pieces(secret: str) -> list[str]:
@@ -83,7 +81,7 @@ async def _sdk_run(
 ) -> tuple[Evidence, str, str]:
     ev = Evidence()
     ev.add("server", nexus)
-    async with AsyncClient(key, base_url=nexus.base_url, retry=FAST) as client:
+    async with AsyncClient(key, base_url=nexus.base_url, retry=FAST_RETRY) as client:
         project = client.get_project(nexus.project_id)
         batch = project.batch
         ev.add("client", client, client._http, project, batch)
@@ -122,7 +120,7 @@ async def _sdk_run(
             await ev.expect(cls, lambda: batch.webhooks.update_secret(hook.id, rotated))
             nexus.clear_faults()
         # A long Retry-After pauses the whole client: use one of its own.
-        async with AsyncClient(key, base_url=nexus.base_url, retry=FAST) as limited:
+        async with AsyncClient(key, base_url=nexus.base_url, retry=FAST_RETRY) as limited:
             hooks = limited.get_project(nexus.project_id).batch.webhooks
             nexus.inject_fault(method="PUT", path="/secret$", status=429, retry_after=600)
             await ev.expect(errors.RateLimitedError, lambda: hooks.update_secret(hook.id, rotated))
@@ -205,7 +203,7 @@ async def _sdk_run(
             errors.ForbiddenError, lambda: client.get_project(other_project).batch.jobs.list()
         )
     await ev.expect(errors.ClientClosedError, lambda: batch.jobs.list())
-    async with AsyncClient(key[::-1], base_url=nexus.base_url, retry=FAST) as wrong:
+    async with AsyncClient(key[::-1], base_url=nexus.base_url, retry=FAST_RETRY) as wrong:
         jobs = wrong.get_project(nexus.project_id).batch.jobs
         await ev.expect(errors.ForbiddenError, jobs.list)  # an unknown key
         nexus.inject_fault(method="GET", path="/batch/jobs$", status=401, times=1)
@@ -219,7 +217,9 @@ async def _sdk_run(
     # Transport errors: refused, timed out, and an undecodable body.
     dead = DeadPort()
     try:
-        async with AsyncClient(key, base_url=f"http://127.0.0.1:{dead.port}", retry=FAST) as c:
+        async with AsyncClient(
+            key, base_url=f"http://127.0.0.1:{dead.port}", retry=FAST_RETRY
+        ) as c:
             await ev.expect(
                 errors.NexusConnectionError,
                 lambda: c.get_project(nexus.project_id).batch.webhooks.update_secret(
@@ -228,7 +228,7 @@ async def _sdk_run(
             )
     finally:
         dead.close()
-    async with AsyncClient(key, base_url=nexus.base_url, retry=FAST, timeout=0.2) as slow:
+    async with AsyncClient(key, base_url=nexus.base_url, retry=FAST_RETRY, timeout=0.2) as slow:
         nexus.inject_fault(method="PUT", path="/secret$", status=None, latency=1.0, times=None)
         await ev.expect(
             errors.RequestTimeoutError,
@@ -246,7 +246,9 @@ async def _sdk_run(
         return httpx.Response(200, text="<html>" + request.content.decode() + "</html>")
 
     http = httpx.AsyncClient(transport=httpx.MockTransport(garbled))
-    async with AsyncClient(key, base_url="http://nexus.test", http_client=http, retry=FAST) as mock:
+    async with AsyncClient(
+        key, base_url="http://nexus.test", http_client=http, retry=FAST_RETRY
+    ) as mock:
         hooks = mock.get_project(nexus.project_id).batch.webhooks
         await ev.expect(errors.TransportError, lambda: hooks.update_secret(hook.id, rotated))
         await ev.expect(

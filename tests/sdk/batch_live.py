@@ -7,27 +7,12 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from PIL import Image, ImageDraw
-
-from nexus_async import AsyncClient, Backoff, Batch, RetryPolicy
+from nexus_async import AsyncClient, Batch
 from nexus_async.server import LocalNexus
 
-FAST_RETRY = RetryPolicy(attempts=4, total_time=10.0, backoff=Backoff(initial=0.01, maximum=0.05))
+from ..support import FAST_RETRY, write_pngs
+
 POLL = {"interval": 0.05, "timeout": 20.0}
-
-
-def write_pngs(folder: Path, count: int) -> list[str]:
-    """`count` 24x24 PNGs, each with a white square somewhere else; returns their names."""
-    folder.mkdir(parents=True, exist_ok=True)
-    names = []
-    for index in range(count):
-        image = Image.new("L", (24, 24), 0)
-        offset = index % 12
-        ImageDraw.Draw(image).rectangle((offset, offset, offset + 8, offset + 8), fill=255)
-        name = f"item-{index}.png"
-        image.save(folder / name, format="PNG")
-        names.append(name)
-    return names
 
 
 def write_ndjson(path: Path, urls: Sequence[str]) -> Path:

@@ -6,10 +6,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from nexus_async import AsyncClient, Backoff, Jobs, RetryPolicy
+from nexus_async import AsyncClient, Jobs
 from nexus_async.server import LocalNexus
 
-FAST_RETRY = RetryPolicy(attempts=4, total_time=10.0, backoff=Backoff(initial=0.01, maximum=0.05))
+from ..support import FAST_RETRY
+
+__all__ = ["FAST_RETRY"]  # some tests import it from here
 
 
 @pytest.fixture

@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-import base64
-import io
 from collections.abc import Sequence
 
 import httpx
-from PIL import Image, ImageDraw
 
 from nexus_async import AsyncClient, Job, Jobs
 from nexus_async.server import LocalNexus
 
-# A webhook endpoint nobody listens on: deliveries fail at once (connection refused).
-DEAD_ENDPOINT = "http://127.0.0.1:9/unreachable"
+from ..support import DEAD_ENDPOINT, png_data_url
 
-
-def png_data_url(size: int = 16, box: tuple[int, int, int, int] = (4, 4, 11, 11)) -> str:
-    """A tiny PNG with a white square on black, as a data: URL the server can gather."""
-    image = Image.new("L", (size, size), 0)
-    ImageDraw.Draw(image).rectangle(box, fill=255)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+__all__ = [
+    "DEAD_ENDPOINT",
+    "assert_pool_idle",
+    "create_jobs",
+    "job_options",
+    "png_data_url",
+    "pool_count",
+    "quiet_job",
+]
 
 
 def job_options(

@@ -8,11 +8,13 @@ from typing import Any
 
 import httpx
 
-from nexus_async import AsyncClient, Backoff, RetryPolicy
+from nexus_async import AsyncClient
+
+from ..support import FAST_RETRY
+
+__all__ = ["FAST_RETRY", "KEY", "PROJECT", "Script", "body", "error", "ok"]
 
 Reply = httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]
-
-FAST_RETRY = RetryPolicy(attempts=4, total_time=5.0, backoff=Backoff(initial=0.001, maximum=0.01))
 PROJECT = "proj_0123456789abcdef"
 KEY = "sk-test-secret-0123456789"
 

@@ -32,6 +32,7 @@ from nexus_async import (
 )
 from nexus_async.server import LocalNexus
 
+from ..support import until_sdk_tasks_end
 from .conftest import FAST_RETRY
 from .live import assert_pool_idle, create_jobs, job_options, png_data_url, quiet_job
 
@@ -316,7 +317,7 @@ async def test_outer_cancel_of_get_all_logs_is_prompt(nexus: LocalNexus, entered
         assert scope.cancelled_caught
         assert anyio.current_time() - t0 < 1.5
         assert seen >= 1_000
-        await anyio.sleep(0.05)  # let the prefetch task see its cancellation
+        await until_sdk_tasks_end(timeout=1.0)  # the prefetch task saw its cancellation
         assert_pool_idle(client)
     finally:
         if entered:
@@ -335,7 +336,7 @@ async def test_breaking_out_of_get_all_logs_stops_prefetch(
     async for _ in logs:
         break
     await logs.aclose()
-    await anyio.sleep(0.2)
+    await until_sdk_tasks_end(timeout=1.0)  # no prefetch task is left to send more
     log_requests = [r for r in nexus.requests if r.path.endswith("/logs")]
     assert len(log_requests) <= 3  # the page consumed, at most two prefetched
     assert_pool_idle(client)

@@ -21,6 +21,7 @@ from nexus_async import (
 )
 from nexus_async.server import LocalNexus
 
+from ..support import until_sdk_tasks_end
 from .live import assert_pool_idle, create_jobs, job_options
 
 
@@ -151,7 +152,7 @@ async def test_outer_cancel_of_as_completed_is_prompt(
         await jobs.wait_all([waiting.id], interval=0.2)
     assert scope.cancelled_caught
     assert anyio.current_time() - t0 < 1.5
-    await anyio.sleep(0.1)
+    await until_sdk_tasks_end(timeout=1.0)  # the shared poller's task ended
     (poller,) = client.diagnostics().pollers
     assert not poller.running, "the shared poller task should have ended"
     assert poller.watched_jobs == 0

@@ -10,6 +10,7 @@ import pytest
 
 from nexus_async.server import LocalNexus, serve_asgi
 
+from ..support import raw_client
 from .helpers import Receiver, png_bytes
 
 
@@ -33,10 +34,9 @@ def api_client(
 ) -> httpx.AsyncClient:
     """A raw client whose relative URLs are under ``/projects/{id}/batch/``."""
     project = project_id or nexus.project_id
-    return httpx.AsyncClient(
+    return raw_client(
         base_url=f"{nexus.base_url}/projects/{project}/batch/",
         headers={"Secret-Key": key or nexus.secret_key},
-        trust_env=False,
         timeout=10.0,
     )
 
@@ -50,10 +50,9 @@ async def client(nexus: LocalNexus) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def admin(nexus: LocalNexus) -> AsyncIterator[httpx.AsyncClient]:
     """A raw client for ``/_nexus/...`` with the first project's key."""
-    async with httpx.AsyncClient(
+    async with raw_client(
         base_url=f"{nexus.base_url}/_nexus/",
         headers={"Secret-Key": nexus.secret_key},
-        trust_env=False,
         timeout=10.0,
     ) as c:
         yield c

@@ -6,8 +6,6 @@ SDK, so they check the server against the spec alone.
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import time
 from collections import Counter
@@ -17,7 +15,6 @@ from typing import Any
 
 import anyio
 import httpx
-from PIL import Image, ImageDraw
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -26,6 +23,10 @@ from starlette.routing import Route
 from nexus_async._crc32c import crc32c_b64
 from nexus_async.server import LocalNexus
 from nexus_async.signing import SignatureError, verify
+
+from ..support import Changes
+from ..support import data_url as data_url
+from ..support import png_bytes as png_bytes
 
 JSON = dict[str, Any]
 COUNTERS = (
@@ -40,26 +41,6 @@ COUNTERS = (
 )
 TERMINAL = ("Reached", "Failed")
 HOUR_MS = 3_600_000
-
-
-def png_bytes(
-    size: tuple[int, int] = (16, 16),
-    box: tuple[int, int, int, int] = (4, 2, 9, 7),
-    *,
-    background: int = 255,
-    ink: int = 0,
-) -> bytes:
-    """A grayscale PNG with a filled rectangle (inclusive corners) on a plain background."""
-    image = Image.new("L", size, background)
-    ImageDraw.Draw(image).rectangle(box, fill=ink)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def data_url(content: bytes, media_type: str = "image/png") -> str:
-    return f"data:{media_type};base64," + base64.b64encode(content).decode()
-
 
 TINY_PNG = data_url(png_bytes())
 CORRUPT_PNG = data_url(b"\x89PNG\r\n\x1a\n this is not an image")
@@ -298,26 +279,18 @@ class Receiver:
     arrivals: Counter[str] = field(default_factory=Counter)
     images: dict[str, bytes] = field(default_factory=dict)
     slow_seconds: float = 5.0
-    _changed: anyio.Event = field(default_factory=anyio.Event)
+    changes: Changes = field(default_factory=Changes)
 
     def url(self, path: str) -> str:
         return f"{self.base_url}{path}"
 
     async def wait_arrivals(self, path: str, count: int, timeout: float = 10.0) -> None:
         """Until ``count`` requests to ``path`` have arrived (bounded)."""
-        with anyio.fail_after(timeout):
-            while self.arrivals[path] < count:
-                await self._changed.wait()
+        await self.changes.until(lambda: self.arrivals[path] >= count, timeout)
 
     async def wait_released(self, path: str, timeout: float = 3.0) -> None:
         """Until every request that arrived at ``path`` has been answered (bounded)."""
-        with anyio.fail_after(timeout):
-            while len(self.at(path)) < self.arrivals[path]:
-                await self._changed.wait()
-
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = anyio.Event()
+        await self.changes.until(lambda: len(self.at(path)) >= self.arrivals[path], timeout)
 
     def at(self, path: str) -> list[Delivery]:
         return [d for d in self.deliveries if d.path == path]
@@ -338,7 +311,7 @@ class Receiver:
         webhook_id = request.headers.get("webhook-id", "")
         self.attempts[webhook_id] += 1
         self.arrivals[path] += 1
-        self._notify()
+        self.changes.notify()
         status = 200
         if path == "/down":
             status = 500
@@ -347,13 +320,13 @@ class Receiver:
         elif path == "/slow":
             await self._hold(request)
         self.deliveries.append(Delivery(path, dict(request.headers), body, status))
-        self._notify()
+        self.changes.notify()
         return JSONResponse({"received": webhook_id}, status_code=status)
 
     async def _image(self, request: Request) -> Response:
         name = request.path_params["name"]
         self.arrivals[request.url.path] += 1
-        self._notify()
+        self.changes.notify()
         if name.startswith("slow"):
             await self._hold(request)
         if name not in self.images:

@@ -11,6 +11,7 @@ import pytest
 
 from nexus_async.server import LocalNexus
 
+from ..support import job_task_running, until_job_task_ends
 from .helpers import (
     HOUR_MS,
     TINY_PNG,
@@ -284,6 +285,7 @@ async def test_cancel_waiting_job_and_terminal_states_do_not_change(
     client: httpx.AsyncClient, refs: dict[str, str]
 ) -> None:
     job = await later_job(client, refs)
+    assert job_task_running(job["id"])
     requested = now_ms()
     cancelled = await client.patch(f"jobs/{job['id']}", json={"spec": {"stopAtTime": requested}})
     assert cancelled.status_code == 200
@@ -300,7 +302,7 @@ async def test_cancel_waiting_job_and_terminal_states_do_not_change(
     assert cancelled.json()["spec"]["stopAtTime"] == at
     again = await client.patch(f"jobs/{job['id']}", json={"spec": {"stopAtTime": now_ms()}})
     assert again.json()["status"] == status
-    await anyio.sleep(0.05)
+    await until_job_task_ends(job["id"])  # nothing can change the job from here on
     assert (await client.get(f"jobs/{job['id']}")).json()["status"] == status
 
 

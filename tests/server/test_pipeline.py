@@ -16,6 +16,7 @@ from PIL import Image
 from nexus_async.server import LocalNexus
 from nexus_async.signing import generate_secret
 
+from ..support import job_task_running, until_job_task_ends
 from .conftest import api_client
 from .helpers import (
     CORRUPT_PNG,
@@ -203,9 +204,11 @@ async def test_cancel_mid_run_stops_in_flight_work(
     webhook = await create_webhook(client, receiver.url("/slow"))
     job = await create_job(client, dataset_id, [webhook["id"]], nexus.deployment_id)
     await receiver.wait_arrivals("/slow", 16)  # 16 deliveries now hang on /slow
+    assert job_task_running(job["id"])
     started = anyio.current_time()
     response = await client.patch(f"jobs/{job['id']}", json={"spec": {"stopAtTime": now_ms()}})
-    assert anyio.current_time() - started < 0.5
+    # Not held up by the deliveries in flight (they would hang for `slow_seconds`).
+    assert anyio.current_time() - started < receiver.slow_seconds / 2
     cancelled = response.json()
     assert cancelled["status"]["overview"] == "Failed"
     assert cancelled["status"]["message"] == "Batch job cancelled"
@@ -214,7 +217,7 @@ async def test_cancel_mid_run_stops_in_flight_work(
     )
     # The hanging deliveries were abandoned: the receiver sees the connections close.
     await receiver.wait_released("/slow")
-    await anyio.sleep(0.2)
+    await until_job_task_ends(job["id"])  # nothing can change the job from here on
     later = (await client.get(f"jobs/{job['id']}")).json()
     assert later["status"] == cancelled["status"]
     assert counters(later)["Delivered"] == 0
@@ -253,7 +256,7 @@ async def test_start_time_in_the_future(
     job = await create_job(
         client, dataset_id, [webhook["id"]], nexus.deployment_id, startAtTime=start
     )
-    await anyio.sleep(0.2)
+    # Before the start time; that nothing starts early is checked by the times below.
     waiting = (await client.get(f"jobs/{job['id']}")).json()
     assert (waiting["status"]["overview"], waiting["status"]["message"]) == ("Waiting", "Waiting")
     assert counters(waiting) == expect()
