@@ -223,7 +223,9 @@ class ServerSettings:
                 continue
             flag = "--" + field.name.replace("_", "-")
             shown = "none" if field.default is None else field.default
-            text = f"{field.metadata['help']} (default: {shown})"
+            text = field.metadata["help"]
+            if "default:" not in text:  # a help that says its own default keeps it
+                text += f" (default: {shown})"
             if parse is bool:
                 parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=text)
             else:
