@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
+import math
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import anyio
 
 from .._crc32c import crc32c_b64
 from ..signing import generate_secret
-from ._clock import now_ms
+from ._clock import Clock, ManualClock, now_ms, use_clock
 from ._errors import Invalid, NotFound
 from ._faults import Fault, FaultBook, RequestLog, RequestRecord
 from ._logstore import LEVELS
@@ -33,6 +35,23 @@ from ._state import (
 )
 
 __all__ = ["NexusCore", "check_secret"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _on_clock(method: Callable[P, R]) -> Callable[P, R]:
+    """Run an admin method on its server's clock (it is called from outside the server's
+    tasks, e.g. by a test, so the context does not hold that clock already)."""
+
+    @functools.wraps(method)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        core = args[0]
+        assert isinstance(core, NexusCore)
+        with use_clock(core.clock):
+            return method(*args, **kwargs)
+
+    return run
 
 
 def check_secret(secret: str) -> str | None:
@@ -108,6 +127,7 @@ class NexusCore:
         """The existing deployment a project starts with."""
         return self._project(project_id).deployment_id
 
+    @_on_clock
     def add_project(
         self, project_id: str | None = None, secret_key: str | None = None
     ) -> tuple[str, str]:
@@ -124,13 +144,48 @@ class NexusCore:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """Run the job runner for the duration of the block."""
-        async with anyio.create_task_group() as tg:
-            await tg.start(self.runner.run)
-            try:
-                yield
-            finally:
-                tg.cancel_scope.cancel()
+        """Run the job runner for the duration of the block, on the server's clock."""
+        with use_clock(self.clock):
+            async with anyio.create_task_group() as tg:
+                await tg.start(self.runner.run)
+                try:
+                    yield
+                finally:
+                    tg.cancel_scope.cancel()
+
+    # ------------------------------------------------------------------------ time
+
+    @property
+    def clock(self) -> Clock:
+        """The server's clock: the real one, or a ``ManualClock`` (``clock="manual"``)."""
+        return self.runner.clock
+
+    def now_ms(self) -> int:
+        """The server's time, in milliseconds since the Unix epoch."""
+        return self.clock.now_ms()
+
+    async def advance(self, seconds: float) -> None:
+        """Move the manual clock ``seconds`` ahead; see ``advance_to``."""
+        await self.advance_to(self.now_ms() + math.ceil(seconds * 1000.0))
+
+    async def advance_to(self, wall_ms: int) -> None:
+        """Move the manual clock to ``wall_ms``, running everything due on the way.
+
+        Timers fire in order, each with the clock at its own time: jobs whose
+        ``startAtTime`` came start, those whose ``stopAtTime`` passed end ``Failed``,
+        webhook retries are made. After each step it waits (up to 30 s of real time)
+        until the work that step woke is done or waiting on the clock again, so a
+        retry scheduled meanwhile is made by the same call.
+
+        Raises:
+            RuntimeError: the server runs on the real clock.
+            ValueError: ``wall_ms`` is before the clock's time.
+        """
+        clock = self.clock
+        if not isinstance(clock, ManualClock):
+            raise RuntimeError("advance needs a manual clock: LocalNexus(clock='manual')")
+        with use_clock(clock):
+            await clock.advance_to(wall_ms)
 
     # ------------------------------------------------------------------------ faults
 
@@ -198,6 +253,7 @@ class NexusCore:
 
     # ------------------------------------------------------------------------ seeding
 
+    @_on_clock
     def seed_dataset(
         self, urls: Sequence[str], name: str = "seeded", *, project_id: str | None = None
     ) -> str:
@@ -226,6 +282,7 @@ class NexusCore:
         self.store.add_dataset(project, dataset)
         return dataset.id
 
+    @_on_clock
     def seed_webhook(
         self,
         endpoint: str,
@@ -260,6 +317,7 @@ class NexusCore:
         project.webhooks.add(webhook)
         return webhook.id
 
+    @_on_clock
     def seed_logs(
         self,
         job_id: str,

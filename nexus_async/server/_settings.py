@@ -94,6 +94,11 @@ def _predictor(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         )
 
 
+def _clock_kind(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value not in ("real", "manual"):
+        raise ValueError(f"`{attribute.name}` must be 'real' or 'manual' (got {_show(value)})")
+
+
 def _flag(help: str, parse: Callable[[str], Any] | None = str) -> dict[str, Any]:
     """Field metadata: the command line's help, and how to parse a flag's text (None:
     not on the command line; ``bool``: a ``--x/--no-x`` pair)."""
@@ -131,6 +136,10 @@ class ServerSettings:
         body_timeout: seconds a request body may take to arrive, plus one second per
             MiB of its ``Content-Length``; a body still arriving then is answered 408
             (an upload becomes ``FailedUpload``, so a retry can start at once).
+        clock: ``"real"`` (the default) or ``"manual"``: the server's time (timestamps,
+            start and stop times, retry backoff, stage durations) then stands still
+            except when ``await nexus.advance(seconds)`` moves it; not a flag of
+            ``serve``, which has no way to move it.
     """
 
     host: str = attrs.field(
@@ -209,6 +218,9 @@ class ServerSettings:
         default=30.0,
         validator=_seconds(positive=True),
         metadata=_flag("seconds a request body may take, plus 1 s per MiB declared", float),
+    )
+    clock: str = attrs.field(
+        default="real", validator=_clock_kind, metadata=_flag("the server's clock", None)
     )
 
     @staticmethod

@@ -144,7 +144,7 @@ def test_command_line_flags_come_from_the_settings(tmp_path: Path) -> None:
     parser = argparse.ArgumentParser()
     ServerSettings.add_arguments(parser)
     flags = set(vars(parser.parse_args([])))
-    assert flags == {field.name for field in attrs.fields(ServerSettings)} - {"predictor"}
+    assert flags == {field.name for field in attrs.fields(ServerSettings)} - {"predictor", "clock"}
     args = parser.parse_args(["--port", "8080", "--latency", "0.5", "--static-dir", str(tmp_path)])
     settings = ServerSettings.from_arguments(args)
     assert settings == ServerSettings(port=8080, latency=0.5, static_dir=tmp_path)
