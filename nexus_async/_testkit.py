@@ -14,7 +14,7 @@ import base64
 import io
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -88,6 +88,10 @@ class NexusServer:
 
     async def acall(self, function: Callable[..., T], *args: Any) -> T:
         """``call`` from async code: the test's event loop keeps running meanwhile."""
+        return await anyio.to_thread.run_sync(self._portal.call, function, *args)
+
+    async def await_on_server(self, function: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Await ``function(*args)`` on the server's event loop, from the test's."""
         return await anyio.to_thread.run_sync(self._portal.call, function, *args)
 
 
@@ -169,6 +173,20 @@ class NexusProject:
             )
 
         return await self.server.acall(seed)
+
+    def now_ms(self) -> int:
+        """The server's time (milliseconds since the Unix epoch)."""
+        return self.server.core.now_ms()
+
+    async def advance(self, seconds: float) -> None:
+        """Move the server's manual clock ahead, running what became due (see
+        ``LocalNexus.advance_to``). Needs ``clock="manual"`` in ``nexus_settings``; the
+        clock is the session's, so time moves for every later test too."""
+        await self.server.await_on_server(self.server.core.advance, seconds)
+
+    async def advance_to(self, wall_ms: int) -> None:
+        """Move the server's manual clock to ``wall_ms``; see ``advance``."""
+        await self.server.await_on_server(self.server.core.advance_to, wall_ms)
 
     def inject_fault(self, **fault: Any) -> Fault:
         """``LocalNexus.inject_fault`` on the shared server; cleared after the test."""

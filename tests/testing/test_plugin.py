@@ -11,6 +11,7 @@ import pytest
 pytest_plugins = ["pytester"]
 
 USER_SUITE = Path(__file__).with_name("user_suite.py")
+MANUAL_SUITE = Path(__file__).with_name("manual_suite.py")
 
 
 def test_a_user_suite_passes_on_both_backends(pytester: pytest.Pytester) -> None:
@@ -19,6 +20,12 @@ def test_a_user_suite_passes_on_both_backends(pytester: pytest.Pytester) -> None
     result.assert_outcomes(passed=5)
     for backend in ("asyncio", "trio"):
         result.stdout.fnmatch_lines([f"*test_a_job_delivers_every_item?{backend}? PASSED*"])
+
+
+def test_a_manual_clock_suite_skips_days(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_manual=MANUAL_SUITE.read_text())
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-v", timeout=240)
+    result.assert_outcomes(passed=2)
 
 
 def test_without_the_server_extra_the_plugin_adds_nothing() -> None:
