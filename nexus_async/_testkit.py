@@ -188,6 +188,23 @@ class NexusProject:
         """Move the server's manual clock to ``wall_ms``; see ``advance``."""
         await self.server.await_on_server(self.server.core.advance_to, wall_ms)
 
+    def duplicate_deliveries(self, copies: int = 1) -> None:
+        """``LocalNexus.duplicate_deliveries`` on the shared server; undone after the test."""
+        self.server.call(self.server.core.duplicate_deliveries, copies)
+
+    def delay_deliveries(self, seconds: float) -> None:
+        """``LocalNexus.delay_deliveries`` on the shared server; undone after the test."""
+        self.server.call(self.server.core.delay_deliveries, seconds)
+
+    def reorder_deliveries(self, window: float = 1.0, seed: int = 0) -> None:
+        """``LocalNexus.reorder_deliveries`` on the shared server; undone after the test."""
+        core = self.server.core
+        self.server.call(lambda: core.reorder_deliveries(window, seed=seed))
+
+    def drop_deliveries(self, every: int = 1) -> None:
+        """``LocalNexus.drop_deliveries`` on the shared server; undone after the test."""
+        self.server.call(self.server.core.drop_deliveries, every)
+
     def inject_fault(self, **fault: Any) -> Fault:
         """``LocalNexus.inject_fault`` on the shared server; cleared after the test."""
         core = self.server.core
@@ -204,11 +221,13 @@ class NexusProject:
         ]
 
     def _finish(self) -> None:
-        """End the test's running jobs and faults, so they cannot touch the next test."""
+        """End the test's running jobs, faults and delivery scenarios, so that they
+        cannot touch the next test."""
         core = self.server.core
 
         def finish() -> None:
             core.clear_faults()
+            core.normal_deliveries()
             now = now_ms()
             for job in list(core.store.jobs_by_id.values()):
                 if job.project_id == self.project_id and not job.terminal:

@@ -251,6 +251,39 @@ class NexusCore:
         """Empty the request log."""
         self.request_log.clear()
 
+    # ------------------------------------------------------------------------ deliveries
+
+    def duplicate_deliveries(self, copies: int = 1) -> None:
+        """Send every accepted job delivery ``copies`` more times (same ``deliveryId``),
+        as a retry after a lost answer would: a receiver must drop them."""
+        if copies < 0:
+            raise Invalid(f"copies must be >= 0 (got {copies})")
+        self.runner.scenarios.copies = copies
+
+    def delay_deliveries(self, seconds: float) -> None:
+        """Hold every job delivery ``seconds`` (of the server's clock) before sending it."""
+        if not seconds >= 0:
+            raise Invalid(f"seconds must be >= 0 (got {seconds})")
+        self.runner.scenarios.delay = seconds
+
+    def reorder_deliveries(self, window: float = 1.0, *, seed: int = 0) -> None:
+        """Hold each job delivery a random time within ``window`` seconds (reproducible
+        by ``seed``), so results arrive in another order than their items ended."""
+        if not window >= 0:
+            raise Invalid(f"window must be >= 0 (got {window})")
+        self.runner.scenarios.reorder(window, seed)
+
+    def drop_deliveries(self, every: int = 1) -> None:
+        """Lose every ``every``-th job delivery: counted ``Delivered``, never sent (a
+        receiver that is told nothing; 0 turns it off)."""
+        if every < 0:
+            raise Invalid(f"every must be >= 0 (got {every})")
+        self.runner.scenarios.drop_every = every
+
+    def normal_deliveries(self) -> None:
+        """Turn every delivery scenario off."""
+        self.runner.scenarios.reset()
+
     # ------------------------------------------------------------------------ seeding
 
     @_on_clock

@@ -49,6 +49,7 @@ from ..signing import sign
 from ._clock import clock_seconds, make_clock, now_ms
 from ._egress import Refused, Target, target_of
 from ._predictor import Predictor, check_predictions
+from ._scenarios import DeliveryScenarios
 from ._settings import ServerSettings
 from ._state import Job, Project, Webhook
 
@@ -143,6 +144,7 @@ class Runner:
         self.settings = settings
         self.predictor = predictor
         self.clock = make_clock(settings.clock)
+        self.scenarios = DeliveryScenarios()
         self._client: httpx.AsyncClient | None = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._job_slots = anyio.CapacityLimiter(settings.job_concurrency)
@@ -345,7 +347,12 @@ class Runner:
                 "createTime": now_ms(),
                 "predictions": predictions,
             }
-            result = await self.deliver(webhook, payload)
+            result = await self.scenarios.run(
+                lambda: self.deliver(webhook, payload),
+                self.clock,
+                accepted=lambda result: result.ok,
+                dropped=DeliveryResult(True, 0, 200, "", 0.0),
+            )
             if not result.ok:
                 reasons.append(
                     f"webhook {webhook_id}: {result.reason} after {result.attempts} attempts"

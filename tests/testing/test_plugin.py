@@ -17,7 +17,7 @@ MANUAL_SUITE = Path(__file__).with_name("manual_suite.py")
 def test_a_user_suite_passes_on_both_backends(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_user=USER_SUITE.read_text())
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-v", timeout=240)
-    result.assert_outcomes(passed=5)
+    result.assert_outcomes(passed=7)
     for backend in ("asyncio", "trio"):
         result.stdout.fnmatch_lines([f"*test_a_job_delivers_every_item?{backend}? PASSED*"])
 

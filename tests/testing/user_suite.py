@@ -82,6 +82,28 @@ async def test_files_and_sdk_datasets(
     assert [j.id async for j in batch.jobs.iter()] == [job.id]
 
 
+@pytest.mark.anyio
+async def test_duplicated_deliveries_reach_the_callback_once(
+    nexus: NexusProject, nexus_client: AsyncClient, nexus_receiver: NexusReceiver
+) -> None:
+    nexus.duplicate_deliveries(2)
+    batch = nexus_client.get_project(nexus.project_id).batch
+    dataset_id = await nexus.dataset_from_images([box_image(5), box_image(25)])
+    job = await batch.jobs.create(
+        "twice",
+        {
+            "dataset_id": dataset_id,
+            "webhook_id": nexus_receiver.webhook_id,
+            "deployment_id": nexus.deployment_id,
+        },
+    )
+    await batch.jobs.wait_until_done(job.id, timeout=60)
+    deliveries = await nexus_receiver.wait_for(2)
+    # Each delivery was sent 3 times, all before the job ended; each was handed on once.
+    assert len({d.delivery_id for d in deliveries}) == 2
+    assert len(nexus_receiver.deliveries) == 2
+
+
 def test_sync_tests_get_a_project_too(nexus: NexusProject) -> None:
     assert nexus.project_id.startswith("proj_")
     assert nexus.deployment_id.startswith("deploy_")
