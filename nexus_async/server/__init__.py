@@ -125,6 +125,20 @@ Destinations
     request is pinned to the address that was checked. Neither ``:test`` nor the job log
     ever shows what an endpoint answered beyond its status.
 
+Clock
+    ``clock="real"`` (the default) or ``"manual"``. On the manual clock the server's
+    time starts at the real time and moves only by ``await nexus.advance(seconds)`` /
+    ``advance_to(ms)``: timers (start times, stop times, retry backoff, delivery
+    delays) fire in order, each with the clock at its own time, and each step waits
+    for the work it woke to finish or sleep again (up to 30 s of real time). Every
+    timestamp, stage duration (except the CPU stages' own ``timeMs``, measured in real
+    time) and ``webhook-timestamp`` follows it; request-log times stay real.
+
+Delivery scenarios
+    ``duplicate_deliveries``, ``delay_deliveries``, ``reorder_deliveries``,
+    ``drop_deliveries`` and ``normal_deliveries`` change what happens to job
+    deliveries (not ``:test`` calls) from the next one on.
+
 Static files
     ``GET {base_url}/static/{path}`` serves ``static_dir`` without auth (404 JSON
     outside it). Item URLs pointing there are fetched over HTTP like any other, so
