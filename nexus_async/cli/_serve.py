@@ -18,6 +18,7 @@ import base64
 import importlib
 import io
 import random
+import signal
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -93,6 +94,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         from .. import Delivery, DeliveryReceiver
         from ..server import LocalNexus, serve_asgi
+        from ..server._persist import StateFileError
         from ..signing import generate_secret
     except ImportError:
         raise Usage(
@@ -120,6 +122,8 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"  deployment id: {nexus.deployment_id}")
             print(f"  dataset id:    {dataset_id} ({SEEDED_ITEMS} images, ready)")
             print(f"  webhook id:    {webhook_id} (to a receiver here: {receiver_url}/results)")
+            if settings.state_file is not None:
+                print(f"  state file:    {settings.state_file}")
             if settings.static_dir is not None:
                 print(f"  static files:  {settings.static_dir} at {nexus.static_url('')}")
             print("Point a client, or the examples, at it with:")
@@ -132,11 +136,16 @@ def _serve(args: argparse.Namespace) -> int:
                 ("NEXUS_DEPLOYMENT_ID", nexus.deployment_id),
             ):
                 print(f"  export {name}={value}")
-            print("Ctrl-C stops it.", flush=True)
-            await anyio.sleep_forever()
+            print("Ctrl-C (or SIGTERM) stops it.", flush=True)
+            # SIGTERM ends the block normally, so the state file gets its last write.
+            with anyio.open_signal_receiver(signal.SIGTERM) as signals:
+                async for _ in signals:
+                    break
 
     try:
         anyio.run(run)
+    except StateFileError as exc:
+        raise Usage(f"--state-file: {exc}") from None
     finally:
         print(f"stopped; the receiver verified {received} deliveries", flush=True)
     return Exit.OK

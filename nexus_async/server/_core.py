@@ -20,6 +20,7 @@ from ._clock import Clock, ManualClock, now_ms, use_clock
 from ._errors import Invalid, NotFound
 from ._faults import Fault, FaultBook, RequestLog, RequestRecord
 from ._logstore import LEVELS
+from ._persist import Saver, end_interrupted, open_state
 from ._predictor import ForegroundPredictor
 from ._runner import Runner
 from ._settings import ServerSettings, resolve_settings
@@ -37,6 +38,7 @@ from ._state import (
 __all__ = ["NexusCore", "check_secret"]
 
 P = ParamSpec("P")
+SAVE_INTERVAL = 0.5  # seconds between writes of the state file
 R = TypeVar("R")
 
 
@@ -94,6 +96,7 @@ class NexusCore:
         self.runner = Runner(
             self.settings, predictor if predictor is not None else ForegroundPredictor()
         )
+        self._saver: Saver | None = None
 
     def __repr__(self) -> str:  # never show the key
         return f"<{type(self).__name__} project_id={self.project_id!r}>"
@@ -146,12 +149,56 @@ class NexusCore:
     async def running(self) -> AsyncIterator[None]:
         """Run the job runner for the duration of the block, on the server's clock."""
         with use_clock(self.clock):
-            async with anyio.create_task_group() as tg:
-                await tg.start(self.runner.run)
-                try:
-                    yield
-                finally:
-                    tg.cancel_scope.cancel()
+            await self.restore_state()
+            try:
+                async with anyio.create_task_group() as tg:
+                    await tg.start(self.runner.run)
+                    if self._saver is not None:
+                        tg.start_soon(self._save_every, SAVE_INTERVAL)
+                    try:
+                        yield
+                    finally:
+                        tg.cancel_scope.cancel()
+            finally:
+                if self._saver is not None:  # the last state, once nothing changes it
+                    with anyio.CancelScope(shield=True):
+                        await self._save()
+                    self._saver.close()
+                    self._saver = None
+
+    # ------------------------------------------------------------------------ state file
+
+    async def restore_state(self) -> None:
+        """Open ``settings.state_file`` and load it (once; nothing without one).
+
+        Raises:
+            StateFileError: the file is not a state file of this server.
+        """
+        path = self.settings.state_file
+        if path is None or self._saver is not None:
+            return
+        connection = await anyio.to_thread.run_sync(open_state, path)
+        saver = Saver(connection)
+        try:
+            primary = await anyio.to_thread.run_sync(saver.load, self.store)
+        except BaseException:
+            saver.close()
+            raise
+        if primary is not None:  # the file's state replaced the fresh one
+            self._primary = self.store.projects[primary]
+            with use_clock(self.clock):
+                end_interrupted(self.store)
+        self._saver = saver
+
+    async def _save(self) -> None:
+        assert self._saver is not None
+        rows = self._saver.collect(self.store, self._primary.id)
+        await anyio.to_thread.run_sync(self._saver.write, rows)
+
+    async def _save_every(self, seconds: float) -> None:
+        while True:
+            await anyio.sleep(seconds)  # real time, whatever the server's clock
+            await self._save()
 
     # ------------------------------------------------------------------------ time
 

@@ -71,6 +71,7 @@ class LocalNexus(NexusCore):
         # the HTTP server shuts down gracefully.
         # The clock is set first, so the HTTP server's tasks see it too.
         with use_clock(self.clock):
+            await self.restore_state()  # before the first request can see the state
             async with (
                 serve_asgi(self.app, host=self.settings.host, port=self.settings.port) as url,
                 self.running(),
