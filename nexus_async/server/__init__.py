@@ -134,6 +134,14 @@ Clock
     timestamp, stage duration (except the CPU stages' own ``timeMs``, measured in real
     time) and ``webhook-timestamp`` follows it; request-log times stay real.
 
+State file
+    With ``state_file``, the store is written to SQLite every half second (what changed,
+    one transaction, in a worker thread) and at shutdown, and read back at start;
+    jobs not finished then end ``Failed`` / ``Server restarted``. The first project
+    stays the file's (``project_id`` and ``secret_key`` options then do not apply).
+    A file that is not SQLite or not this format (``meta`` table) is a
+    ``StateFileError`` at start; a missing or empty file starts fresh.
+
 Delivery scenarios
     ``duplicate_deliveries``, ``delay_deliveries``, ``reorder_deliveries``,
     ``drop_deliveries`` and ``normal_deliveries`` change what happens to job

@@ -108,6 +108,7 @@ class Saver:
         self._db = connection
         self._datasets: dict[str, tuple[Any, ...]] = {}  # id -> what was written last
         self._log_seqs: dict[str, int] = {}  # job id -> highest seq written
+        self._log_counts: dict[str, int] = {}  # job id -> entries when last collected
         self._items_written: set[str] = set()
 
     def load(self, store: Store) -> str | None:
@@ -160,6 +161,7 @@ class Saver:
             ]
             job.logs.restore(entries)
             self._log_seqs[job.id] = max((e[1] for e in entries), default=0)
+            self._log_counts[job.id] = len(entries)
             self._items_written.add(job.id)
             store.add_job(store.projects[job.project_id], job)
         return str(primary)
@@ -175,8 +177,12 @@ class Saver:
         jobs = list(store.jobs_by_id.values())
         logs = []
         for job in jobs:
-            last = self._log_seqs.get(job.id, 0)
-            if len(job.logs) and (new := job.logs.entries_after(last)):
+            count = len(job.logs)
+            if count == self._log_counts.get(job.id, 0):
+                continue  # nothing new: no need to look through its entries
+            self._log_counts[job.id] = count
+            new = job.logs.entries_after(self._log_seqs.get(job.id, 0))
+            if new:
                 logs.append((job.id, new))
         return {
             "primary": primary,
