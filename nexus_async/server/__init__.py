@@ -130,6 +130,28 @@ OpenAPI
     operations, written from the spec (not generated from the routes), with links from
     each create call for stateful fuzzers; ``.ci/run`` fuzzes the server with it.
 
+Clock
+    ``clock="real"`` (the default) or ``"manual"``. On the manual clock the server's
+    time starts at the real time and moves only by ``await nexus.advance(seconds)`` /
+    ``advance_to(ms)``: timers (start times, stop times, retry backoff, delivery
+    delays) fire in order, each with the clock at its own time, and each step waits
+    for the work it woke to finish or sleep again (up to 30 s of real time). Every
+    timestamp, stage duration (except the CPU stages' own ``timeMs``, measured in real
+    time) and ``webhook-timestamp`` follows it; request-log times stay real.
+
+State file
+    With ``state_file``, the store is written to SQLite every half second (what changed,
+    one transaction, in a worker thread) and at shutdown, and read back at start;
+    jobs not finished then end ``Failed`` / ``Server restarted``. The first project
+    stays the file's (``project_id`` and ``secret_key`` options then do not apply).
+    A file that is not SQLite or not this format (``meta`` table) is a
+    ``StateFileError`` at start; a missing or empty file starts fresh.
+
+Delivery scenarios
+    ``duplicate_deliveries``, ``delay_deliveries``, ``reorder_deliveries``,
+    ``drop_deliveries`` and ``normal_deliveries`` change what happens to job
+    deliveries (not ``:test`` calls) from the next one on.
+
 Static files
     ``GET {base_url}/static/{path}`` serves ``static_dir`` without auth (404 JSON
     outside it). Item URLs pointing there are fetched over HTTP like any other, so

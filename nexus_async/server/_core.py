@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
+import math
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import anyio
 
 from .._crc32c import crc32c_b64
 from ..signing import generate_secret
-from ._clock import now_ms
+from ._clock import Clock, ManualClock, now_ms, use_clock
 from ._errors import Invalid, NotFound
 from ._faults import Fault, FaultBook, RequestLog, RequestRecord
 from ._logstore import LEVELS
+from ._persist import Saver, end_interrupted, open_state
 from ._predictor import ForegroundPredictor
 from ._runner import Runner
 from ._settings import ServerSettings, resolve_settings
@@ -33,6 +36,24 @@ from ._state import (
 )
 
 __all__ = ["NexusCore", "check_secret"]
+
+P = ParamSpec("P")
+SAVE_INTERVAL = 0.5  # seconds between writes of the state file
+R = TypeVar("R")
+
+
+def _on_clock(method: Callable[P, R]) -> Callable[P, R]:
+    """Run an admin method on its server's clock (it is called from outside the server's
+    tasks, e.g. by a test, so the context does not hold that clock already)."""
+
+    @functools.wraps(method)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        core = args[0]
+        assert isinstance(core, NexusCore)
+        with use_clock(core.clock):
+            return method(*args, **kwargs)
+
+    return run
 
 
 def check_secret(secret: str) -> str | None:
@@ -75,6 +96,7 @@ class NexusCore:
         self.runner = Runner(
             self.settings, predictor if predictor is not None else ForegroundPredictor()
         )
+        self._saver: Saver | None = None
 
     def __repr__(self) -> str:  # never show the key
         return f"<{type(self).__name__} project_id={self.project_id!r}>"
@@ -108,6 +130,7 @@ class NexusCore:
         """The existing deployment a project starts with."""
         return self._project(project_id).deployment_id
 
+    @_on_clock
     def add_project(
         self, project_id: str | None = None, secret_key: str | None = None
     ) -> tuple[str, str]:
@@ -124,13 +147,92 @@ class NexusCore:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """Run the job runner for the duration of the block."""
-        async with anyio.create_task_group() as tg:
-            await tg.start(self.runner.run)
+        """Run the job runner for the duration of the block, on the server's clock."""
+        with use_clock(self.clock):
+            await self.restore_state()
             try:
-                yield
+                async with anyio.create_task_group() as tg:
+                    await tg.start(self.runner.run)
+                    if self._saver is not None:
+                        tg.start_soon(self._save_every, SAVE_INTERVAL)
+                    try:
+                        yield
+                    finally:
+                        tg.cancel_scope.cancel()
             finally:
-                tg.cancel_scope.cancel()
+                if self._saver is not None:  # the last state, once nothing changes it
+                    with anyio.CancelScope(shield=True):
+                        await self._save()
+                    self._saver.close()
+                    self._saver = None
+
+    # ------------------------------------------------------------------------ state file
+
+    async def restore_state(self) -> None:
+        """Open ``settings.state_file`` and load it (once; nothing without one).
+
+        Raises:
+            StateFileError: the file is not a state file of this server.
+        """
+        path = self.settings.state_file
+        if path is None or self._saver is not None:
+            return
+        connection = await anyio.to_thread.run_sync(open_state, path)
+        saver = Saver(connection)
+        try:
+            primary = await anyio.to_thread.run_sync(saver.load, self.store)
+        except BaseException:
+            saver.close()
+            raise
+        if primary is not None:  # the file's state replaced the fresh one
+            self._primary = self.store.projects[primary]
+            with use_clock(self.clock):
+                end_interrupted(self.store)
+        self._saver = saver
+
+    async def _save(self) -> None:
+        assert self._saver is not None
+        rows = self._saver.collect(self.store, self._primary.id)
+        await anyio.to_thread.run_sync(self._saver.write, rows)
+
+    async def _save_every(self, seconds: float) -> None:
+        while True:
+            await anyio.sleep(seconds)  # real time, whatever the server's clock
+            await self._save()
+
+    # ------------------------------------------------------------------------ time
+
+    @property
+    def clock(self) -> Clock:
+        """The server's clock: the real one, or a ``ManualClock`` (``clock="manual"``)."""
+        return self.runner.clock
+
+    def now_ms(self) -> int:
+        """The server's time, in milliseconds since the Unix epoch."""
+        return self.clock.now_ms()
+
+    async def advance(self, seconds: float) -> None:
+        """Move the manual clock ``seconds`` ahead; see ``advance_to``."""
+        await self.advance_to(self.now_ms() + math.ceil(seconds * 1000.0))
+
+    async def advance_to(self, wall_ms: int) -> None:
+        """Move the manual clock to ``wall_ms``, running everything due on the way.
+
+        Timers fire in order, each with the clock at its own time: jobs whose
+        ``startAtTime`` came start, those whose ``stopAtTime`` passed end ``Failed``,
+        webhook retries are made. After each step it waits (up to 30 s of real time)
+        until the work that step woke is done or waiting on the clock again, so a
+        retry scheduled meanwhile is made by the same call.
+
+        Raises:
+            RuntimeError: the server runs on the real clock.
+            ValueError: ``wall_ms`` is before the clock's time.
+        """
+        clock = self.clock
+        if not isinstance(clock, ManualClock):
+            raise RuntimeError("advance needs a manual clock: LocalNexus(clock='manual')")
+        with use_clock(clock):
+            await clock.advance_to(wall_ms)
 
     # ------------------------------------------------------------------------ faults
 
@@ -196,8 +298,42 @@ class NexusCore:
         """Empty the request log."""
         self.request_log.clear()
 
+    # ------------------------------------------------------------------------ deliveries
+
+    def duplicate_deliveries(self, copies: int = 1) -> None:
+        """Send every accepted job delivery ``copies`` more times (same ``deliveryId``),
+        as a retry after a lost answer would: a receiver must drop them."""
+        if copies < 0:
+            raise Invalid(f"copies must be >= 0 (got {copies})")
+        self.runner.scenarios.copies = copies
+
+    def delay_deliveries(self, seconds: float) -> None:
+        """Hold every job delivery ``seconds`` (of the server's clock) before sending it."""
+        if not seconds >= 0:
+            raise Invalid(f"seconds must be >= 0 (got {seconds})")
+        self.runner.scenarios.delay = seconds
+
+    def reorder_deliveries(self, window: float = 1.0, *, seed: int = 0) -> None:
+        """Hold each job delivery a random time within ``window`` seconds (reproducible
+        by ``seed``), so results arrive in another order than their items ended."""
+        if not window >= 0:
+            raise Invalid(f"window must be >= 0 (got {window})")
+        self.runner.scenarios.reorder(window, seed)
+
+    def drop_deliveries(self, every: int = 1) -> None:
+        """Lose every ``every``-th job delivery: counted ``Delivered``, never sent (a
+        receiver that is told nothing; 0 turns it off)."""
+        if every < 0:
+            raise Invalid(f"every must be >= 0 (got {every})")
+        self.runner.scenarios.drop_every = every
+
+    def normal_deliveries(self) -> None:
+        """Turn every delivery scenario off."""
+        self.runner.scenarios.reset()
+
     # ------------------------------------------------------------------------ seeding
 
+    @_on_clock
     def seed_dataset(
         self, urls: Sequence[str], name: str = "seeded", *, project_id: str | None = None
     ) -> str:
@@ -226,6 +362,7 @@ class NexusCore:
         self.store.add_dataset(project, dataset)
         return dataset.id
 
+    @_on_clock
     def seed_webhook(
         self,
         endpoint: str,
@@ -260,6 +397,7 @@ class NexusCore:
         project.webhooks.add(webhook)
         return webhook.id
 
+    @_on_clock
     def seed_logs(
         self,
         job_id: str,

@@ -11,6 +11,7 @@ from typing import Any
 from starlette.applications import Starlette
 
 from ._app import build_app
+from ._clock import use_clock
 from ._core import NexusCore
 from ._serve import serve_asgi
 from ._settings import ServerSettings
@@ -68,15 +69,18 @@ class LocalNexus(NexusCore):
     async def _run(self) -> AsyncIterator[None]:
         # On the way out the runner stops first (jobs cancelled, its client closed), then
         # the HTTP server shuts down gracefully.
-        async with (
-            serve_asgi(self.app, host=self.settings.host, port=self.settings.port) as url,
-            self.running(),
-        ):
-            self._base_url = url
-            try:
-                yield
-            finally:
-                self._base_url = None
+        # The clock is set first, so the HTTP server's tasks see it too.
+        with use_clock(self.clock):
+            await self.restore_state()  # before the first request can see the state
+            async with (
+                serve_asgi(self.app, host=self.settings.host, port=self.settings.port) as url,
+                self.running(),
+            ):
+                self._base_url = url
+                try:
+                    yield
+                finally:
+                    self._base_url = None
 
     async def __aenter__(self) -> LocalNexus:
         if self._entered:

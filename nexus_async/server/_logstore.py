@@ -42,6 +42,10 @@ class LogClock:
         self._next_seq += count
         return first
 
+    def skip_past(self, seq: int) -> None:
+        """Never hand out ``seq`` or anything below it (entries restored from a file)."""
+        self._next_seq = max(self._next_seq, seq + 1)
+
 
 class _Run:
     """The entries of one level, sorted by (time, seq)."""
@@ -159,6 +163,22 @@ class LogStore:
         else:
             times = array("q", (start_time + i // per_ms for i in range(count)))
         self._runs[level].extend(times, seqs, [row] * count)
+
+    def entries_after(self, seq: int) -> list[tuple[int, int, str, Row]]:
+        """``(createTime, seq, level, row)`` of every entry whose seq is above ``seq``."""
+        return [
+            (time, entry_seq, level, row)
+            for level, run in self._runs.items()
+            for time, entry_seq, row in zip(run.times, run.seqs, run.rows, strict=True)
+            if entry_seq > seq
+        ]
+
+    def restore(self, entries: list[tuple[int, int, str, Row]]) -> None:
+        """Put back entries saved by ``entries_after``, with their times and ids."""
+        for time, seq, level, row in sorted(entries, key=lambda entry: (entry[0], entry[1])):
+            self._runs[level].add(time, seq, row)
+            self._clock.skip_past(seq)
+            self._last_time = max(self._last_time, time)
 
     def query(
         self,

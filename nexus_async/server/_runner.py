@@ -46,9 +46,10 @@ import httpx
 from PIL import Image
 
 from ..signing import sign
-from ._clock import now_ms
+from ._clock import clock_seconds, make_clock, now_ms
 from ._egress import Refused, Target, target_of
 from ._predictor import Predictor, check_predictions
+from ._scenarios import DeliveryScenarios
 from ._settings import ServerSettings
 from ._state import Job, Project, Webhook
 
@@ -94,7 +95,7 @@ def backoff_ms(retry: int, max_backoff_ms: int) -> int:
 
 
 def _elapsed_ms(start: float) -> float:
-    return round((anyio.current_time() - start) * 1000.0, 3)
+    return round((clock_seconds() - start) * 1000.0, 3)
 
 
 def _ms_since(start: float) -> float:
@@ -142,6 +143,8 @@ class Runner:
     def __init__(self, settings: ServerSettings, predictor: Predictor) -> None:
         self.settings = settings
         self.predictor = predictor
+        self.clock = make_clock(settings.clock)
+        self.scenarios = DeliveryScenarios()
         self._client: httpx.AsyncClient | None = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._job_slots = anyio.CapacityLimiter(settings.job_concurrency)
@@ -186,14 +189,15 @@ class Runner:
         """Start running ``job`` (in the runner's task group)."""
         if self._tg is None:
             raise RuntimeError("the runner is not running")
-        self._scopes[job.id] = anyio.CancelScope(deadline=self._deadline(job.stop_at))
-        self._tg.start_soon(self._run_job, project, job, name=f"nexus_async.server.job {job.id}")
+        self._scopes[job.id] = self.clock.scope_until_ms(job.stop_at)
+        run = self.clock.tracked(self._run_job)
+        self._tg.start_soon(run, project, job, name=f"nexus_async.server.job {job.id}")
 
     def restop(self, job: Job) -> None:
         """The job's stop time moved (a PATCH with a future stopAtTime)."""
         scope = self._scopes.get(job.id)
         if scope is not None:
-            scope.deadline = self._deadline(job.stop_at)
+            self.clock.move_scope(scope, job.stop_at)
 
     def cancel(self, job: Job, at: int) -> None:
         """Cancel ``job`` now (the cancel PATCH, or a delete); nothing if it has ended.
@@ -213,30 +217,28 @@ class Runner:
             allowed_hosts=self.settings.allowed_hosts,
         )
 
-    @staticmethod
-    def _deadline(wall_ms: int) -> float:
-        return anyio.current_time() + (wall_ms - now_ms()) / 1000.0
-
     # ------------------------------------------------------------------------ jobs
 
     async def _run_job(self, project: Project, job: Job) -> None:
         scope = self._scopes[job.id]
         try:
             with scope:
-                delay = (job.start_at - now_ms()) / 1000.0
-                if delay > 0:
-                    await anyio.sleep(delay)
-                async with self._job_slots:
+                await self.clock.sleep_until_ms(job.start_at)
+                async with self.clock.holding(self._job_slots):
                     job.begin()
                     logger.info("job %s started: %d items", job.id, len(job.items))
                     indices = iter(range(len(job.items)))
                     workers = min(self.settings.item_concurrency, len(job.items))
-                    async with anyio.create_task_group() as tg:
-                        for _ in range(workers):
-                            tg.start_soon(self._worker, project, job, indices)
+                    # This task only waits for its workers, which count themselves.
+                    with self.clock.idle() as waiting:
+                        async with anyio.create_task_group() as tg:
+                            for _ in range(workers):
+                                worker = waiting.tracked(self._worker)
+                                tg.start_soon(worker, project, job, indices)
                 job.finish()
         finally:
             del self._scopes[job.id]
+            self.clock.scope_done(scope)
         if scope.cancelled_caught and not job.terminal:
             job.expire()
         logger.info("job %s ended: %s (%s)", job.id, job.overview, job.message)
@@ -246,7 +248,7 @@ class Runner:
             await self._process(project, job, job.items[index])
 
     async def _process(self, project: Project, job: Job, url: str) -> None:
-        started = anyio.current_time()
+        started = clock_seconds()
         try:
             data = await self._gather(url)
         except StageError as exc:
@@ -262,7 +264,7 @@ class Runner:
         if outcome.predict_error is not None:
             return
 
-        started = anyio.current_time()
+        started = clock_seconds()
         reasons = await self._deliver_everywhere(project, job, url, outcome.predictions)
         job.record("deliver", url, _elapsed_ms(started), "; ".join(reasons) if reasons else None)
 
@@ -349,7 +351,12 @@ class Runner:
                 "createTime": now_ms(),
                 "predictions": predictions,
             }
-            result = await self.deliver(webhook, payload)
+            result = await self.scenarios.run(
+                lambda: self.deliver(webhook, payload),
+                self.clock,
+                accepted=lambda result: result.ok,
+                dropped=DeliveryResult(True, 0, 200, "", 0.0),
+            )
             if not result.ok:
                 reasons.append(
                     f"webhook {webhook_id}: {result.reason} after {result.attempts} attempts"
@@ -379,14 +386,14 @@ class Runner:
         """
         body = json.dumps(payload, separators=(",", ":")).encode()
         delivery_id = str(payload["deliveryId"])
-        started = anyio.current_time()
+        started = clock_seconds()
         code, reason = 0, ""
         made = 0
         for attempt in range(webhook.max_retries + 1 if attempts is None else attempts):
             if attempt:
-                await anyio.sleep(backoff_ms(attempt, webhook.max_backoff_ms) / 1000.0)
+                await self.clock.sleep(backoff_ms(attempt, webhook.max_backoff_ms) / 1000.0)
             made += 1
-            timestamp = int(time.time())
+            timestamp = now_ms() // 1000
             headers = {
                 "content-type": "application/json",
                 "webhook-id": delivery_id,

@@ -94,6 +94,22 @@ def _predictor(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         )
 
 
+def _clock_kind(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value not in ("real", "manual"):
+        raise ValueError(f"`{attribute.name}` must be 'real' or 'manual' (got {_show(value)})")
+
+
+def _to_path(value: Any) -> Any:
+    return Path(value) if isinstance(value, (str, os.PathLike)) else value
+
+
+def _state_file(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not (isinstance(value, Path) and value.parent.is_dir()):
+        raise ValueError(
+            f"`{attribute.name}` must be a file in an existing directory (got {_show(value)})"
+        )
+
+
 def _split(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
@@ -154,6 +170,14 @@ class ServerSettings:
         body_timeout: seconds a request body may take to arrive, plus one second per
             MiB of its ``Content-Length``; a body still arriving then is answered 408
             (an upload becomes ``FailedUpload``, so a retry can start at once).
+        state_file: a SQLite file holding projects, datasets, webhooks, jobs and logs,
+            written every half second and at shutdown and read back at start, so the
+            server survives a restart (jobs that were running end ``Failed``). None
+            (the default): memory only.
+        clock: ``"real"`` (the default) or ``"manual"``: the server's time (timestamps,
+            start and stop times, retry backoff, stage durations) then stands still
+            except when ``await nexus.advance(seconds)`` moves it; not a flag of
+            ``serve``, which has no way to move it.
     """
 
     host: str = attrs.field(
@@ -239,6 +263,15 @@ class ServerSettings:
         validator=_seconds(positive=True),
         metadata=_flag("seconds a request body may take, plus 1 s per MiB declared", float),
     )
+    state_file: Path | None = attrs.field(
+        default=None,
+        converter=_to_path,
+        validator=_state_file,
+        metadata=_flag("SQLite file the state is kept in, across restarts", Path),
+    )
+    clock: str = attrs.field(
+        default="real", validator=_clock_kind, metadata=_flag("the server's clock", None)
+    )
 
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -252,7 +285,9 @@ class ServerSettings:
                 continue
             flag = "--" + field.name.replace("_", "-")
             shown = "none" if field.default is None else field.default
-            text = f"{field.metadata['help']} (default: {shown})"
+            text = field.metadata["help"]
+            if "default:" not in text:  # a help that says its own default keeps it
+                text += f" (default: {shown})"
             if parse is bool:
                 parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=text)
             else:

@@ -148,6 +148,10 @@ class Collection(Generic[Listed]):
     def __len__(self) -> int:
         return len(self._items)
 
+    def values(self) -> list[Listed]:
+        """Every item, in no particular order (a copy)."""
+        return list(self._items.values())
+
     def add(self, item: Listed) -> None:
         self._items[item.id] = item
         insort(self._keys, (item.create_date, item.id))

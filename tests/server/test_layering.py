@@ -148,7 +148,7 @@ def test_command_line_flags_come_from_the_settings(tmp_path: Path) -> None:
     parser = argparse.ArgumentParser()
     ServerSettings.add_arguments(parser)
     flags = set(vars(parser.parse_args([])))
-    assert flags == {field.name for field in attrs.fields(ServerSettings)} - {"predictor"}
+    assert flags == {field.name for field in attrs.fields(ServerSettings)} - {"predictor", "clock"}
     flags_given = ["--port", "8080", "--latency", "0.5", "--static-dir", str(tmp_path)]
     flags_given += ["--no-allow-private-addresses", "--allowed-hosts", "127.0.0.1, Example.com"]
     args = parser.parse_args(flags_given)
