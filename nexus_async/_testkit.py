@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import base64
 import io
-import shutil
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -138,19 +136,13 @@ class NexusProject:
         return await self.dataset_from_urls((_data_url(image) for image in images), name)
 
     async def dataset_from_files(self, paths: Iterable[str | Path], name: str = "test") -> str:
-        """A ready dataset of image files, fetched over HTTP from the server's static
-        folder (they are copied there); return its id."""
-        static = self.server.core.settings.static_dir
-        assert static is not None, "the plugin's server always has a static folder"
-        folder = static / self.project_id
-        folder.mkdir(exist_ok=True)
-        urls = []
-        for path in paths:
-            source = Path(path)
-            copied = folder / f"{uuid.uuid4().hex}{source.suffix}"
-            shutil.copyfile(source, copied)
-            urls.append(self.server.core.static_url(f"{self.project_id}/{copied.name}"))
-        return await self.dataset_from_urls(urls, name)
+        """A ready dataset of image files (each becomes a ``data:`` URL); return its id."""
+        images = await anyio.to_thread.run_sync(lambda: [Path(p).read_bytes() for p in paths])
+        return await self.dataset_from_images(images, name)
+
+    def static_url(self, path: str) -> str:
+        """The URL of ``path`` in the server's ``static_dir`` (see ``nexus_settings``)."""
+        return self.server.core.static_url(path)
 
     async def webhook(
         self,
@@ -291,23 +283,15 @@ def _data_url(image: ImageLike) -> str:
 
 @pytest.fixture(scope="session")
 def nexus_settings() -> ServerSettings:
-    """The session server's options; override this fixture to change them.
-
-    A ``static_dir`` left None becomes a temporary folder (``dataset_from_files`` copies
-    files there).
-    """
+    """The session server's options; override this fixture to change them, e.g.
+    ``ServerSettings(static_dir="tests/images", clock="manual")``."""
     return ServerSettings()
 
 
 @pytest.fixture(scope="session")
-def nexus_server(
-    nexus_settings: ServerSettings, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[NexusServer]:
+def nexus_server(nexus_settings: ServerSettings) -> Iterator[NexusServer]:
     """The session's ``LocalNexus``, on a thread and event loop of its own."""
-    overrides: dict[str, Any] = {}
-    if nexus_settings.static_dir is None:
-        overrides["static_dir"] = tmp_path_factory.mktemp("nexus-static")
-    with NexusServer.start(nexus_settings, **overrides) as server:
+    with NexusServer.start(nexus_settings) as server:
         yield server
 
 

@@ -70,6 +70,7 @@ async def test_files_and_sdk_datasets(
     batch = nexus_client.get_project(nexus.project_id).batch
     dataset = await batch.datasets.get(await nexus.dataset_from_files(paths))
     assert dataset.status.overview == "Uploaded"
+    assert dataset.status.item_count == 2
     webhook = await batch.webhooks.create("mine", {"endpoint": "http://127.0.0.1:9/none"})
     job = await batch.jobs.create(
         "no-receiver",
