@@ -5,7 +5,7 @@ headers, applies timeouts, retries what is safe to retry under the one
 `RetryPolicy`, maps failures to `nexus_async.errors`, and decodes the body into
 a model through the one converter. httpx exceptions never leave this module.
 
-`_attempts` is a short loop: `_attempt` makes one attempt and returns the 2xx response
+`_send` is a short loop: `_attempt` makes one attempt and returns the 2xx response
 or the error with its `Outcome`, and `_backoff.decide` (a pure function, tested as a
 table) says whether to retry, after how long, and how long a 429 pauses the client.
 
@@ -369,7 +369,11 @@ class HTTPCore:
             raise _closed_error() from exc
 
     def _closable(self) -> anyio.CancelScope:
-        """A cancel scope that `aclose()` cancels (so `cancelled_caught` with `closed` set)."""
+        """A cancel scope that `aclose()` cancels (at once if already closed).
+
+        Whoever enters it raises `ClientClosedError` when it caught a cancel and
+        `closed` is set; the set holding it drops it once it is gone.
+        """
         scope = anyio.CancelScope()
         if self.closed:
             scope.cancel()
