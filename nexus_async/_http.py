@@ -5,7 +5,7 @@ headers, applies timeouts, retries what is safe to retry under the one
 `RetryPolicy`, maps failures to `nexus_async.errors`, and decodes the body into
 a model through the one converter. httpx exceptions never leave this module.
 
-`_attempts` is a short loop: `_attempt` makes one attempt and returns the 2xx response
+`_send` is a short loop: `_attempt` makes one attempt and returns the 2xx response
 or the error with its `Outcome`, and `_backoff.decide` (a pure function, tested as a
 table) says whether to retry, after how long, and how long a 429 pauses the client.
 
@@ -46,10 +46,10 @@ import email.utils
 import enum
 import json
 import logging
-import math
 import random
 import sys
 import time
+import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from contextvars import ContextVar
 from typing import Any, TypeVar
@@ -75,6 +75,9 @@ USER_AGENT = (
     f"python/{'.'.join(map(str, sys.version_info[:3]))}"
 )
 _UNSENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# Answers after which the request may still have been carried out (a 503 or 429 says
+# it was not; a gateway's 502/504 cannot know).
+_MAYBE_DONE_STATUSES = frozenset({500, 502, 504})
 # An upload's exchange deadline grows with its size at this slowest expected rate
 # (bytes per second), so a large file on a slow uplink is not cut off.
 UPLOAD_FLOOR_RATE = 128 * 1024
@@ -109,9 +112,6 @@ def _without_query(value: object) -> object:
 
 
 logging.getLogger("httpx").addFilter(_UploadQueryFilter())
-# Answers after which the request may still have been carried out (a 503 or 429 says
-# it was not; a gateway's 502/504 cannot know).
-_MAYBE_DONE_STATUSES = frozenset({500, 502, 504})
 
 
 class Retry(enum.Enum):
@@ -173,9 +173,10 @@ class HTTPCore:
         self._sent = 0
         self._waiting = 0
         self._on_wire = 0
+        # The cancel scopes of calls under way, for aclose(); each drops out once done.
+        self._calls: weakref.WeakSet[anyio.CancelScope] = weakref.WeakSet()
         # The API's clock, from the last `Date` header: (epoch seconds, anyio time seen).
         self._server_date: tuple[float, float] | None = None
-        self._calls: set[anyio.CancelScope] = set()  # of the calls under way, for aclose()
         # One connection per pool (see `_transport`): httpcore's pool bookkeeping
         # grows with its connection count and dominated fan-out CPU time.
         self._transport = SpreadTransport(max_connections) if http_client is None else None
@@ -197,17 +198,6 @@ class HTTPCore:
             in_flight=self._on_wire,
             transport=None if self._transport is None else self._transport.stats(),
         )
-
-    def server_time_ms(self) -> int | None:
-        """The API's clock now (epoch ms), from the last response's `Date`; None if unknown.
-
-        `Date` has whole seconds, cut down, so this is never ahead of the API's clock
-        (by more than the drift since that response).
-        """
-        if self._server_date is None:
-            return None
-        date, seen = self._server_date
-        return int((date + anyio.current_time() - seen) * 1000)
 
     async def aclose(self) -> None:
         """Close; calls under way (in flight, queued, between retries) raise `ClientClosedError`."""
@@ -323,27 +313,67 @@ class HTTPCore:
         `shown_url` is what logs and errors show; `deadline` bounds each exchange
         from connecting to the last byte (None: only httpx's per-operation timeouts);
         `api` is False for requests to hosts other than the API's, whose 429s must
-        not pause the whole client. The attempts run in a cancel scope that
-        `aclose()` cancels, so a closed client ends its calls at once, typed.
+        not pause the whole client. Attempts and the waits between them run in
+        cancel scopes that `aclose()` cancels, so a closed client ends its calls at
+        once, typed.
         """
         if self.closed:
             raise errors.ClientClosedError("this AsyncClient is closed; create a new one")
-        scope = anyio.CancelScope()
-        self._calls.add(scope)
+        started = anyio.current_time()
+        attempt = 0
+        took_effect = False  # an earlier attempt may have been carried out
         try:
-            with scope:
-                return await self._attempts(
+            while True:
+                attempt += 1
+                result = await self._attempt(
                     method,
                     url,
                     shown_url,
                     headers=headers,
                     params=params,
-                    content=content,
-                    retry=retry,
-                    deadline=deadline,
+                    content=content(),
+                    attempt=attempt,
                     api=api,
+                    deadline=deadline,
                     redact=redact,
                 )
+                if isinstance(result, httpx.Response):
+                    return result, attempt
+                decision = decide(
+                    self.retry,
+                    attempt=attempt,
+                    outcome=result.outcome,
+                    idempotent=retry is Retry.IDEMPOTENT,
+                    elapsed=anyio.current_time() - started,
+                    pauses_client=api,
+                    draw=random.random(),
+                )
+                result.error.earlier_attempt_may_have_taken_effect = took_effect
+                outcome = result.outcome
+                took_effect = took_effect or (
+                    outcome.sent
+                    if outcome.status is None
+                    else outcome.status in _MAYBE_DONE_STATUSES
+                )
+                if decision.pause:
+                    self._paused_until = max(
+                        self._paused_until, anyio.current_time() + decision.pause
+                    )
+                if not decision.retry:
+                    raise result.error
+                logger.info(
+                    "retrying %s %s in %.2f s (attempt %d of %d): %s",
+                    method,
+                    shown_url,
+                    decision.delay,
+                    attempt + 1,
+                    self.retry.attempts,
+                    result.error,
+                )
+                with self._closable() as scope:
+                    await anyio.sleep(decision.delay)
+                if scope.cancelled_caught:
+                    raise _closed_error()
         except errors.ClientClosedError:
             raise
         except Exception as exc:
@@ -351,72 +381,18 @@ class HTTPCore:
                 raise
             # Whatever the closing pool made of the exchange, the cause is the close.
             raise _closed_error() from exc
-        finally:
-            self._calls.discard(scope)
-        raise _closed_error()  # only aclose() cancels the scope
 
-    async def _attempts(
-        self,
-        method: str,
-        url: str,
-        shown_url: str,
-        *,
-        headers: Mapping[str, str],
-        params: Mapping[str, str] | None,
-        content: Callable[[], bytes | AsyncIterable[bytes] | None],
-        retry: Retry,
-        deadline: float | None,
-        api: bool,
-        redact: tuple[str, ...],
-    ) -> tuple[httpx.Response, int]:
-        """Attempts until one brings a 2xx or `decide` says stop."""
-        started = anyio.current_time()
-        attempt = 0
-        took_effect = False  # an earlier attempt may have been carried out
-        while True:
-            attempt += 1
-            result = await self._attempt(
-                method,
-                url,
-                shown_url,
-                headers=headers,
-                params=params,
-                content=content(),
-                attempt=attempt,
-                api=api,
-                deadline=deadline,
-                redact=redact,
-            )
-            if isinstance(result, httpx.Response):
-                return result, attempt
-            decision = decide(
-                self.retry,
-                attempt=attempt,
-                outcome=result.outcome,
-                idempotent=retry is Retry.IDEMPOTENT,
-                elapsed=anyio.current_time() - started,
-                pauses_client=api,
-                draw=random.random(),
-            )
-            result.error.earlier_attempt_may_have_taken_effect = took_effect
-            outcome = result.outcome
-            took_effect = took_effect or (
-                outcome.sent if outcome.status is None else outcome.status in _MAYBE_DONE_STATUSES
-            )
-            if decision.pause:
-                self._paused_until = max(self._paused_until, anyio.current_time() + decision.pause)
-            if not decision.retry:
-                raise result.error
-            logger.info(
-                "retrying %s %s in %.2f s (attempt %d of %d): %s",
-                method,
-                shown_url,
-                decision.delay,
-                attempt + 1,
-                self.retry.attempts,
-                result.error,
-            )
-            await anyio.sleep(decision.delay)
+    def _closable(self) -> anyio.CancelScope:
+        """A cancel scope that `aclose()` cancels (at once if already closed).
+
+        Whoever enters it raises `ClientClosedError` when it caught a cancel and
+        `closed` is set; the set holding it drops it once it is gone.
+        """
+        scope = anyio.CancelScope()
+        if self.closed:
+            scope.cancel()
+        self._calls.add(scope)
+        return scope
 
     async def _exchange(
         self,
@@ -441,9 +417,10 @@ class HTTPCore:
         response = await self.client.send(request, stream=True)
         try:
             declared = response.headers.get("Content-Length", "")
-            if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            if not declared.isdigit():  # h11 holds a declared body to its length
+                response.stream = _Capped(response.stream, response)
+            elif int(declared) > MAX_BODY_BYTES:
                 raise _TooLarge(response)
-            response.stream = _Capped(response.stream, response)
             await response.aread()
         finally:
             await response.aclose()
@@ -468,50 +445,54 @@ class HTTPCore:
         httpx's timeouts bound each read and write, so an answer dripping a byte
         at a time never trips them: `deadline` bounds the whole exchange.
         """
-        self._waiting += 1
-        try:
-            await self._in_flight.acquire()
-        finally:
-            self._waiting -= 1
-        try:
-            pause = self._paused_until - anyio.current_time()
-            if pause > 0:
-                await anyio.sleep(pause)
-            t0 = time.perf_counter()
-            self._sent += 1
-            self._on_wire += 1
+        with self._closable() as scope:
+            self._waiting += 1
             try:
-                with anyio.move_on_after(math.inf if deadline is None else deadline) as scope:
-                    response = await self._exchange(method, url, params, content, headers)
+                await self._in_flight.acquire()
             finally:
-                self._on_wire -= 1
-            if scope.cancelled_caught:
-                logger.debug("%s %s failed: over its %g s deadline", method, shown_url, deadline)
-                error = errors.RequestTimeoutError(
-                    f"request timed out (no complete answer within {deadline:g} s)",
+                self._waiting -= 1
+            try:
+                pause = self._paused_until - anyio.current_time()
+                if pause > 0:
+                    await anyio.sleep(pause)
+                if deadline is not None:  # from here: queueing and pauses do not count
+                    scope.deadline = anyio.current_time() + deadline
+                t0 = time.perf_counter()
+                self._sent += 1
+                self._on_wire += 1
+                try:
+                    response = await self._exchange(method, url, params, content, headers)
+                finally:
+                    self._on_wire -= 1
+            except _TooLarge as exc:
+                oversized = errors.ResponseDecodeError(
+                    f"response body is larger than {MAX_BODY_BYTES} bytes; not read",
                     method=method,
                     url=shown_url,
+                    status=exc.response.status_code,
+                    response=_carried(exc.response),
                     attempts=attempt,
                 )
-                return _Failed(error, Outcome(sent=True))
-        except _TooLarge as exc:
-            oversized = errors.ResponseDecodeError(
-                f"response body is larger than {MAX_BODY_BYTES} bytes; not read",
+                return _Failed(oversized, Outcome(status=exc.response.status_code))
+            except httpx.HTTPError as exc:
+                logger.debug("%s %s failed: %s", method, shown_url, type(exc).__name__)
+                return _Failed(
+                    _transport_error(exc, method, shown_url, attempt),
+                    Outcome(sent=not isinstance(exc, _UNSENT_ERRORS)),
+                )
+            finally:
+                self._in_flight.release()
+        if scope.cancelled_caught:
+            if self.closed:
+                raise _closed_error()
+            logger.debug("%s %s failed: over its %g s deadline", method, shown_url, deadline)
+            error = errors.RequestTimeoutError(
+                f"request timed out (no complete answer within {deadline:g} s)",
                 method=method,
                 url=shown_url,
-                status=exc.response.status_code,
-                response=_carried(exc.response),
                 attempts=attempt,
             )
-            return _Failed(oversized, Outcome(status=exc.response.status_code))
-        except httpx.HTTPError as exc:
-            logger.debug("%s %s failed: %s", method, shown_url, type(exc).__name__)
-            return _Failed(
-                _transport_error(exc, method, shown_url, attempt),
-                Outcome(sent=not isinstance(exc, _UNSENT_ERRORS)),
-            )
-        finally:
-            self._in_flight.release()
+            return _Failed(error, Outcome(sent=True))
         if api:
             self._note_date(response)
         logger.debug(
@@ -522,6 +503,17 @@ class HTTPCore:
             (time.perf_counter() - t0) * 1000,
         )
         return _judge(response, method, shown_url, attempt, redact)
+
+    def server_time_ms(self) -> int | None:
+        """The API's clock now (epoch ms), from the last response's `Date`; None if unknown.
+
+        `Date` has whole seconds, cut down, so this is never ahead of the API's clock
+        (by more than the drift since that response).
+        """
+        if self._server_date is None:
+            return None
+        date, seen = self._server_date
+        return int((date + anyio.current_time() - seen) * 1000)
 
     def _note_date(self, response: httpx.Response) -> None:
         value = response.headers.get("Date")
