@@ -22,10 +22,7 @@ from ._base import Exit, Handler, Usage
 from ._render import console
 from ._report import describe, warnings_on_stderr
 
-__all__ = ["Actions", "main"]
-
-# Adds one action to a command group: `action(name, handler, help)` -> its parser.
-Actions = Callable[[str, Handler, str], argparse.ArgumentParser]
+__all__ = ["main"]
 
 
 def _api_command(handler: Handler) -> Callable[[argparse.Namespace], int]:

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
     from .. import Batch
 
-__all__ = ["Exit", "Handler", "Usage", "positive"]
+__all__ = ["Actions", "Exit", "Handler", "Usage", "positive"]
 
 
 class Exit(enum.IntEnum):
@@ -35,6 +35,9 @@ class Usage(Exception):
 # An API command: the parsed flags, the project's batch API and the stdout console in;
 # the exit status out.
 Handler = Callable[[argparse.Namespace, "Batch", "Console"], Awaitable[int]]
+
+# Adds one action to a command group: `action(name, handler, help)` -> its parser.
+Actions = Callable[[str, Handler, str], argparse.ArgumentParser]
 
 
 def positive(text: str) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from ._base import Exit
+from ._base import Actions, Exit
 from ._listing import add_flags, listing
 from ._render import detail, show, when
 
@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from .. import Batch
-    from ._app import Actions
 
 __all__ = ["register"]
 

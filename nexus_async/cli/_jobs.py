@@ -7,7 +7,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from .. import LogLevel, WaitTimeoutError
-from ._base import Exit, positive
+from ._base import Actions, Exit, positive
 from ._listing import add_flags, listing
 from ._logs import OldestFirst
 from ._render import detail, json_out, log_line, show, when
@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from .. import Batch, Job, JobLogEntry
-    from ._app import Actions
 
 __all__ = ["register"]
 

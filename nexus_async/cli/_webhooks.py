@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from .. import Webhook
-from ._base import Exit
+from ._base import Actions, Exit
 from ._listing import add_flags, listing
 from ._render import detail, show, when
 
@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from .. import Batch
-    from ._app import Actions
 
 __all__ = ["register"]
 
