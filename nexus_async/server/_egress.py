@@ -15,15 +15,27 @@ set, is checked first, on the URL's host as written, before any lookup.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
+import ssl
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 import httpx
 
-__all__ = ["Refused", "Target", "target_of"]
+__all__ = ["Refused", "Target", "target_of", "tls_context"]
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """httpx's default TLS context, built once per process.
+
+    Building one loads the CA bundle (tens of milliseconds of CPU); every server
+    start made two, mostly for loopback http:// URLs that never use them.
+    """
+    return httpx.create_ssl_context()
 
 
 class Refused(Exception):

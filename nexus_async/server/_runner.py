@@ -47,7 +47,7 @@ from PIL import Image
 
 from ..signing import sign
 from ._clock import clock_seconds, make_clock, now_ms
-from ._egress import Refused, Target, target_of
+from ._egress import Refused, Target, target_of, tls_context
 from ._predictor import Predictor, check_predictions
 from ._scenarios import DeliveryScenarios
 from ._settings import ServerSettings
@@ -170,6 +170,7 @@ class Runner:
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
         async with httpx.AsyncClient(
             trust_env=False,
+            verify=tls_context(),
             follow_redirects=False,
             limits=limits,
             headers={"user-agent": USER_AGENT},

@@ -26,6 +26,8 @@ import sniffio
 from hypercorn.config import Config
 from starlette.types import ASGIApp
 
+from ._egress import tls_context
+
 __all__ = ["bind_socket", "serve_asgi"]
 
 GRACEFUL_TIMEOUT = 1.0
@@ -83,7 +85,7 @@ class _Server:
 
 async def _wait_ready(base_url: str) -> None:
     """Return once the server answers anything over HTTP."""
-    async with httpx.AsyncClient(trust_env=False) as client:
+    async with httpx.AsyncClient(trust_env=False, verify=tls_context()) as client:
         with anyio.fail_after(_READY_TIMEOUT):
             while True:
                 try:
