@@ -9,8 +9,10 @@ callback exactly once (by delivery ID, and per job and item URL), and the receiv
 saw as many distinct deliveries as the job counted delivered; and each finished
 job's log holds exactly one entry per stage outcome.
 
-Sizes: 20 jobs of 500 items (10,000 items), about 35 s on asyncio and 70 s on trio
-on a 2-core machine (the local pipeline moves roughly 150-250 items per second).
+Sizes: 20 jobs of 500 items (10,000 items), about 30 s on asyncio and 40 s on trio
+on an otherwise idle 2-core machine (the local pipeline moves roughly 250-350 items
+per second), and several times that when other processes share the cores: trio's took
+over 240 s with the load average at 6.
 `NEXUS_LOAD_ITEMS` sets another size, e.g. 100 for a quick local run.
 """
 
@@ -43,7 +45,7 @@ ITEMS = int(os.environ.get("NEXUS_LOAD_ITEMS", "500"))
 CLIENTS = 50
 ROUNDS = 2
 CLIENT_ITEMS = 4
-LIMIT = 240.0  # seconds for the whole run, per backend
+LIMIT = 420.0  # seconds for the whole run, per backend: a guard against a hang, not a target
 
 RETRY = RetryPolicy(attempts=5, total_time=30.0, backoff=Backoff(initial=0.05, maximum=0.5))
 STAGE_KINDS = {
@@ -96,7 +98,7 @@ async def check_logs(jobs: Jobs, job: Job) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(LIMIT + 60)
 async def test_many_clients_while_big_jobs_run() -> None:
     received: list[Delivery] = []
     arrived = Changes()
