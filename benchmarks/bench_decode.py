@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from typing import Any
@@ -78,7 +79,7 @@ def _reference_decoders(body: bytes) -> dict[str, Callable[[], Any]]:
     page_type = models.PaginationResponse[batch_models.Job]
     response = requests.Response()
     response.status_code = 200
-    response._content = body
+    response.raw = io.BytesIO(body)  # read once, into `content`, on first use
     response.headers["Content-Type"] = "application/json"
     decoder = msgspec.json.Decoder(page_type)
 

@@ -42,7 +42,7 @@ from nexus_async.receiver import verify_delivery
 from nexus_async.server import LocalNexus
 
 from ..sdk import wire_batch
-from ..support import DEAD_ENDPOINT, FAST_RETRY, png_data_url
+from ..support import DEAD_ENDPOINT, FAST_RETRY, png_data_url, raw_client
 from .support import DeadPort
 
 NO_RETRIES: dict[str, Any] = {"retries": {"max_retries": 0}}  # deliveries to nowhere fail fast
@@ -84,7 +84,7 @@ async def _sdk_run(
     async with AsyncClient(key, base_url=nexus.base_url, retry=FAST_RETRY) as client:
         project = client.get_project(nexus.project_id)
         batch = project.batch
-        ev.add("client", client, client._http, project, batch)
+        ev.add("client", client, client.diagnostics(), project, batch)
         ev.add("resources", batch.jobs, batch.datasets, batch.webhooks)
 
         # Webhooks: a given secret, a generated one, a rotation; with a retry on the way.
@@ -176,20 +176,21 @@ async def _sdk_run(
             errors.DatasetFailedError,
             lambda: batch.datasets.wait_until_done(failing.id, interval=0.05, timeout=10),
         )
-        pending = await client._http.client.post(
-            f"{nexus.base_url}/projects/{nexus.project_id}/batch/datasets",
-            headers={"Secret-Key": key},
-            json={
-                "name": "never uploaded",
-                "spec": {
-                    "source": {
-                        "kind": "UploadedNewlineDelimitedJsonFile",
-                        "sizeBytes": 10,
-                        "crc32c": "AAAAAA==",
-                    }
+        async with raw_client() as raw:
+            pending = await raw.post(
+                f"{nexus.base_url}/projects/{nexus.project_id}/batch/datasets",
+                headers={"Secret-Key": key},
+                json={
+                    "name": "never uploaded",
+                    "spec": {
+                        "source": {
+                            "kind": "UploadedNewlineDelimitedJsonFile",
+                            "sizeBytes": 10,
+                            "crc32c": "AAAAAA==",
+                        }
+                    },
                 },
-            },
-        )
+            )
         await ev.expect(
             errors.DatasetWaitTimeoutError,
             lambda: batch.datasets.wait_until_done(

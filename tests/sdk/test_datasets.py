@@ -30,7 +30,7 @@ from nexus_async import (
 )
 from nexus_async import _datasets as datasets_module
 from nexus_async._convert import structure, unstructure
-from nexus_async._http import Retry
+from nexus_async._http import HTTPCore, Retry
 
 from . import wire_batch as wire
 from .batch_live import POLL, live, write_ndjson
@@ -563,7 +563,16 @@ async def test_live_checksum_mismatch_fails_the_upload(tmp_path: Path) -> None:
     with anyio.fail_after(20):
         async with live(tmp_path) as (nexus, batch):
             content = ndjson("https://cdn.test/1.png")
-            http = batch.datasets._http
+            # The HTTP layer on its own: the create must not check the file first.
+            http = HTTPCore(
+                secret_key=nexus.secret_key,
+                base_url=nexus.base_url,
+                timeout=httpx.Timeout(10.0),
+                retry=FAST_RETRY,
+                http_client=None,
+                max_connections=2,
+                max_in_flight=2,
+            )
             base = f"/projects/{nexus.project_id}/batch/datasets"
             source = {"kind": "UploadedNewlineDelimitedJsonFile", "crc32c": crc(content + b"x")}
             spec = {"source": {**source, "sizeBytes": len(content)}}
@@ -582,6 +591,7 @@ async def test_live_checksum_mismatch_fails_the_upload(tmp_path: Path) -> None:
                     headers={**upload.headers, "Content-Length": str(len(content))},
                     content=body,
                 )
+            await http.aclose()
             with pytest.raises(DatasetFailedError) as info:
                 await batch.datasets.wait_until_done(created.id, **POLL)
             assert info.value.dataset.status.overview is DatasetStatusOverview.FAILED_UPLOAD
