@@ -9,6 +9,7 @@ from typing import Any
 from . import _logs, _waiting
 from ._convert import unstructure
 from ._http import HTTPCore, Retry
+from ._logs import LogCursor, LogStream
 from ._resource import Collection
 from ._runtime import Runtime
 from ._validate import check_str
@@ -16,7 +17,6 @@ from ._waiting import AsCompleted, OnJob, OnProgress
 from .models import (
     DeleteResponse,
     Job,
-    JobLogEntry,
     JobLogs,
     JobStatusOverview,
     LogLevel,
@@ -145,8 +145,12 @@ class Jobs(Collection[Job]):
         )
 
     def get_all_logs(
-        self, job_id: str, logs_filter: LogsFilter | Mapping[str, Any] | None = None
-    ) -> AsyncGenerator[JobLogEntry, None]:
+        self,
+        job_id: str,
+        logs_filter: LogsFilter | Mapping[str, Any] | None = None,
+        *,
+        resume_from: LogCursor | str | None = None,
+    ) -> LogStream:
         """Every log entry of the job matching the filter, newest first, each exactly once.
 
         Pages backwards with `beforeTime`. Entries that share a millisecond with the
@@ -160,9 +164,19 @@ class Jobs(Collection[Job]):
         caller consumes the current one (a task owned by the client, cancelled when
         the iterator is closed); otherwise pages are fetched inline.
 
+        The stream's `cursor` is the position after the last entry yielded; an
+        error that ends the stream carries it too (`exc.cursor`, after the client's
+        retry policy gave up). Passing it (or `str(cursor)`) as `resume_from`, with
+        the same filter, continues exactly after that entry, in any client.
+
         Args:
             job_id: The job.
             logs_filter: As for `get_logs`; `max_entries` is the page size.
+            resume_from: A cursor of an earlier `get_all_logs` stream to continue.
+
+        Raises:
+            ValidationError: a bad argument (before any request).
+            LogPagingError: a page or more of entries share one millisecond.
 
         Example:
             async for entry in jobs.get_all_logs(job_id, {"min_level": "Error"}):
@@ -170,7 +184,8 @@ class Jobs(Collection[Job]):
         """
         self._path(job_id)
         flt = LogsFilter.coerce(logs_filter)
-        return _logs.all_logs(lambda f: self.get_logs(job_id, f), job_id, flt, self._runtime)
+        start = _logs.resume_cursor(resume_from, forward=False)
+        return _logs.all_logs(lambda f: self.get_logs(job_id, f), job_id, flt, self._runtime, start)
 
     def watch(
         self,
@@ -330,7 +345,8 @@ class Jobs(Collection[Job]):
         min_level: LogLevel | str | None = None,
         after_time: int | None = None,
         timeout: float | None = 36_000.0,
-    ) -> AsyncGenerator[JobLogEntry, None]:
+        resume_from: LogCursor | str | None = None,
+    ) -> LogStream:
         """Yield the job's log entries oldest first as they appear, ending once it is finished.
 
         Each poll pages through everything newer than the last entry yielded
@@ -347,6 +363,9 @@ class Jobs(Collection[Job]):
                 job's first entry.
             timeout: Seconds before `WaitTimeoutError` (carrying the last snapshot of
                 the job); None follows without limit.
+            resume_from: The `cursor` of an earlier `follow_logs` stream (or its
+                string), to continue exactly after its last entry; not with
+                `after_time`.
 
         Raises:
             WaitTimeoutError: the job is still running at the deadline.
@@ -365,4 +384,5 @@ class Jobs(Collection[Job]):
             after_time=after_time,
             timeout=timeout,
             outage_budget=self._outage_budget,
+            resume_from=_logs.resume_cursor(resume_from, forward=True),
         )

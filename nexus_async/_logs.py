@@ -5,15 +5,24 @@ The API pages logs by time alone: `beforeTime` (inclusive) and `afterTime`
 boundaries, so a walk must re-read the boundary millisecond and skip the entries
 it already yielded there. `LogCursor` is that position, the one place where ties
 are broken: a time bound plus the IDs already yielded at it. It walks newest
-first (paging back) or oldest first (following). It is an immutable value, so a
-walk can be resumed from any cursor it has produced.
+first (paging back) or oldest first (following). It is an immutable value that
+serializes to a short string, so a walk can be resumed from any cursor it has
+produced, in another client or process.
+
+`LogStream` is what the log methods return: an async iterator that knows the
+cursor after the last entry it yielded, and attaches it (as `exc.cursor`) to any
+error that ends the stream.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
+import json
 import math
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from typing import Any
 
 import anyio
 import attrs
@@ -26,13 +35,17 @@ from ._waiting import wait_timeout_error
 from .models import Job, JobLogEntry, JobLogs, LogLevel
 from .options import MAX_PAGE, LogsFilter
 
-__all__ = ["LogCursor", "all_logs", "follow_logs", "log_pages"]
+__all__ = ["LogCursor", "LogStream", "all_logs", "follow_logs", "log_pages", "resume_cursor"]
 
 
 FetchLogs = Callable[[LogsFilter], Awaitable[JobLogs]]
 
 # Longest wait, when an iterator is closed, for its background task to end.
 _STOP_SECONDS = 5.0
+
+# A serialized cursor: this prefix (its format version), then base64url of compact
+# JSON `[direction, time, seen ids]`.
+_CURSOR_PREFIX = "nxlc1."
 
 
 @attrs.frozen
@@ -86,6 +99,37 @@ class LogCursor:
         seen = self.seen | ids if last == self.time else ids
         return fresh, attrs.evolve(self, time=last, seen=seen)
 
+    def __str__(self) -> str:
+        """The cursor as a short versioned string; `LogCursor.parse` reads it back."""
+        payload = ["f" if self.forward else "b", self.time, sorted(self.seen)]
+        raw = json.dumps(payload, separators=(",", ":")).encode()
+        return _CURSOR_PREFIX + base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    @classmethod
+    def parse(cls, text: str) -> LogCursor:
+        """Read back a cursor written by `str(cursor)`.
+
+        Raises:
+            ValidationError: `text` is not a cursor of this format version.
+        """
+        if not isinstance(text, str) or not text.startswith(_CURSOR_PREFIX):
+            raise errors.ValidationError(f"not a log cursor (got {text!r:.80})")
+        body = text[len(_CURSOR_PREFIX) :]
+        try:
+            raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+            payload: Any = json.loads(raw)
+        except (binascii.Error, ValueError):
+            raise errors.ValidationError(f"a malformed log cursor (got {text!r:.80})") from None
+        match payload:
+            case [("f" | "b") as way, (None | int()) as time, list(seen)] if (
+                not isinstance(time, bool)
+                and (time is None or time >= 0)
+                and all(isinstance(i, str) for i in seen)
+                and (time is not None or not seen)
+            ):
+                return cls(time=time, seen=frozenset(seen), forward=way == "f")
+        raise errors.ValidationError(f"a malformed log cursor (got {text!r:.80})")
+
     def _ahead(self, entry: JobLogEntry) -> bool:
         if self.time is None:
             return True
@@ -94,10 +138,88 @@ class LogCursor:
         return (entry.create_time > self.time) == self.forward
 
 
+def resume_cursor(value: LogCursor | str | None, *, forward: bool) -> LogCursor | None:
+    """`resume_from` as a cursor of the walk's direction (a string is parsed).
+
+    Raises:
+        ValidationError: not a cursor, or one of the other direction.
+    """
+    if value is None:
+        return None
+    cursor = LogCursor.parse(value) if isinstance(value, str) else value
+    if not isinstance(cursor, LogCursor):
+        raise errors.ValidationError(
+            f"`resume_from` must be a LogCursor or its string (got {value!r:.80})"
+        )
+    if cursor.forward != forward:
+        raise errors.ValidationError(
+            "`resume_from` is a cursor of "
+            + ("`follow_logs`" if cursor.forward else "`get_all_logs`")
+            + "; resume it with the method that produced it"
+        )
+    return cursor
+
+
+class LogStream:
+    """The entries of a log walk, one by one, with the cursor after the last one yielded.
+
+    Use it as `async for entry in stream`, and close it (`aclose()`, or
+    `contextlib.aclosing`) when leaving early. An error that ends the stream
+    carries `cursor` (`exc.cursor`): a new stream resumed from it, in any client,
+    continues exactly after the last entry this one yielded.
+    """
+
+    def __init__(self, pages: AsyncGenerator[list[JobLogEntry], None], start: LogCursor) -> None:
+        self._pages = pages
+        self._base = start  # the cursor before the current page
+        self._page: list[JobLogEntry] = []
+        self._index = 0  # entries of the current page yielded
+
+    @property
+    def cursor(self) -> LogCursor:
+        """The position after the last entry yielded (the start, before the first)."""
+        if self._index == 0:
+            return self._base
+        page, index = self._page, self._index - 1
+        last = page[index].create_time
+        start = index
+        while start > 0 and page[start - 1].create_time == last:
+            start -= 1
+        ids = frozenset(e.id for e in page[start : index + 1])
+        if start == 0 and self._base.time == last:
+            ids |= self._base.seen
+        return attrs.evolve(self._base, time=last, seen=ids)
+
+    def __aiter__(self) -> LogStream:
+        return self
+
+    async def __anext__(self) -> JobLogEntry:
+        while self._index >= len(self._page):
+            try:
+                page = await self._pages.__anext__()
+            except errors.NexusError as exc:
+                exc.cursor = self.cursor
+                raise
+            self._base = self.cursor
+            self._page, self._index = page, 0
+        self._index += 1
+        return self._page[self._index - 1]
+
+    async def aclose(self) -> None:
+        """Stop the walk; any request it has in flight is cancelled before this returns."""
+        await self._pages.aclose()
+
+
 async def log_pages(
-    fetch: FetchLogs, job_id: str, flt: LogsFilter
+    fetch: FetchLogs, job_id: str, flt: LogsFilter, start: LogCursor | None = None
 ) -> AsyncGenerator[list[JobLogEntry], None]:
     """The new entries of each page back through the log, newest first.
+
+    Args:
+        fetch: One page of the job's log for a filter.
+        job_id: The job, for messages.
+        flt: The walk's filter; `max_entries` is the page size.
+        start: Where to resume (default: `flt.before_time`).
 
     Raises:
         LogPagingError: a full page shares one millisecond with entries already
@@ -105,7 +227,7 @@ async def log_pages(
     """
     page_size = flt.max_entries or MAX_PAGE
     base = attrs.evolve(flt, max_entries=page_size)
-    cursor = LogCursor.newest_first(flt.before_time)
+    cursor = LogCursor.newest_first(flt.before_time) if start is None else start
     while True:
         entries = (await fetch(cursor.query(base))).entries
         fresh, cursor = cursor.advance(entries)
@@ -125,27 +247,23 @@ async def log_pages(
 
 
 def all_logs(
-    fetch: FetchLogs, job_id: str, flt: LogsFilter, runtime: Runtime
-) -> AsyncGenerator[JobLogEntry, None]:
+    fetch: FetchLogs,
+    job_id: str,
+    flt: LogsFilter,
+    runtime: Runtime,
+    resume_from: LogCursor | None = None,
+) -> LogStream:
     """Every entry, newest first, fetching ahead in the background when the runtime can."""
-    pages = log_pages(fetch, job_id, flt)
+    start = LogCursor.newest_first(flt.before_time) if resume_from is None else resume_from
+    pages = log_pages(fetch, job_id, flt, start)
     if runtime.in_background:
-        return _prefetched(pages, runtime)
-    return _flatten(pages)
-
-
-async def _flatten(
-    pages: AsyncGenerator[list[JobLogEntry], None],
-) -> AsyncGenerator[JobLogEntry, None]:
-    async with contextlib.aclosing(pages):
-        async for page in pages:
-            for entry in page:
-                yield entry
+        pages = _prefetched(pages, runtime)
+    return LogStream(pages, start)
 
 
 async def _prefetched(
     pages: AsyncGenerator[list[JobLogEntry], None], runtime: Runtime
-) -> AsyncGenerator[JobLogEntry, None]:
+) -> AsyncGenerator[list[JobLogEntry], None]:
     """Yield from `pages` while a background task of the client fetches ahead.
 
     The producer never runs in a scope held across our `yield`; it hands pages
@@ -188,8 +306,7 @@ async def _prefetched(
             async for item in receive:
                 if isinstance(item, BaseException):
                     raise item
-                for entry in item:
-                    yield entry
+                yield item
         if not done:
             raise errors.ClientClosedError("the AsyncClient closed while reading logs")
     finally:
@@ -201,7 +318,7 @@ async def _prefetched(
                 await ended.wait()
 
 
-async def follow_logs(
+def follow_logs(
     fetch_job: Callable[[], Awaitable[Job]],
     fetch: FetchLogs,
     job_id: str,
@@ -211,44 +328,52 @@ async def follow_logs(
     after_time: int | None,
     timeout: float | None,
     outage_budget: float | None,
-) -> AsyncGenerator[JobLogEntry, None]:
+    resume_from: LogCursor | None = None,
+) -> LogStream:
     """Entries oldest first as they appear, ending once the job is finished; see `Jobs`."""
     check_id(job_id, "batchjob_", "job_id")  # checked before the first request
     backoff = poll_backoff(interval)
     check_timeout(timeout)
+    if resume_from is not None and after_time is not None:
+        raise errors.ValidationError("give `after_time` or `resume_from`, not both")
     base = LogsFilter(min_level=min_level, after_time=after_time)
-    cursor = LogCursor.oldest_first(base.after_time)
-    deadline = None if timeout is None else anyio.current_time() + timeout
-    outage = Outage(f"the logs of {job_id}", outage_budget)
-    last: Job | None = None
-    step = 0
-    while True:
-        remaining = math.inf if deadline is None else deadline - anyio.current_time()
-        if remaining <= 0:
-            raise wait_timeout_error(job_id, timeout, last)
-        finished = False
-        fresh: list[JobLogEntry] = []
-        # The cancel scope covers only the poll, never a `yield` (anyio's rule).
-        with anyio.move_on_after(remaining):
-            started = anyio.current_time()
-            try:
-                job = await fetch_job()
-                pages = log_pages(fetch, job_id, cursor.query(base))
-                async with contextlib.aclosing(pages):
-                    batch = [entry async for page in pages for entry in page]
-            except TRANSIENT as exc:
-                outage.failed(exc, started)
-            else:
-                outage.succeeded()
-                last, finished = job, job.is_finished
-                batch.reverse()  # oldest first
-                fresh, cursor = cursor.advance(batch)
-        for entry in fresh:
-            yield entry
-        if finished:
-            return
-        step = max(0, step - 1) if fresh else step + 1
-        delay = backoff.delay(step)
-        if deadline is not None:
-            delay = min(delay, max(0.0, deadline - anyio.current_time()))
-        await anyio.sleep(delay)
+    start = LogCursor.oldest_first(base.after_time) if resume_from is None else resume_from
+
+    async def batches() -> AsyncGenerator[list[JobLogEntry], None]:
+        cursor = start
+        deadline = None if timeout is None else anyio.current_time() + timeout
+        outage = Outage(f"the logs of {job_id}", outage_budget)
+        last: Job | None = None
+        step = 0
+        while True:
+            remaining = math.inf if deadline is None else deadline - anyio.current_time()
+            if remaining <= 0:
+                raise wait_timeout_error(job_id, timeout, last)
+            finished = False
+            fresh: list[JobLogEntry] = []
+            # The cancel scope covers only the poll, never a `yield` (anyio's rule).
+            with anyio.move_on_after(remaining):
+                started = anyio.current_time()
+                try:
+                    job = await fetch_job()
+                    pages = log_pages(fetch, job_id, cursor.query(base))
+                    async with contextlib.aclosing(pages):
+                        batch = [entry async for page in pages for entry in page]
+                except TRANSIENT as exc:
+                    outage.failed(exc, started)
+                else:
+                    outage.succeeded()
+                    last, finished = job, job.is_finished
+                    batch.reverse()  # oldest first
+                    fresh, cursor = cursor.advance(batch)
+            if fresh:
+                yield fresh
+            if finished:
+                return
+            step = max(0, step - 1) if fresh else step + 1
+            delay = backoff.delay(step)
+            if deadline is not None:
+                delay = min(delay, max(0.0, deadline - anyio.current_time()))
+            await anyio.sleep(delay)
+
+    return LogStream(batches(), start)
