@@ -185,7 +185,24 @@ class Jobs(Collection[Job]):
         self._path(job_id)
         flt = LogsFilter.coerce(logs_filter)
         start = _logs.resume_cursor(resume_from, forward=False)
-        return _logs.all_logs(lambda f: self.get_logs(job_id, f), job_id, flt, self._runtime, start)
+        return _logs.all_logs(
+            self._logs_json(job_id), self._logs_url(job_id), job_id, flt, self._runtime, start
+        )
+
+    def _logs_json(self, job_id: str) -> _logs.FetchLogs:
+        """A fetch of one logs answer as JSON, its entries left for the stream to decode."""
+        path = self._path(job_id, "/logs")
+
+        async def fetch(flt: LogsFilter) -> Any:
+            params = flt.to_params()
+            return await self._http.request(
+                "GET", path, into=dict, retry=Retry.IDEMPOTENT, params=params
+            )
+
+        return fetch
+
+    def _logs_url(self, job_id: str) -> str:
+        return self._http.base_url + self._path(job_id, "/logs")
 
     def watch(
         self,
@@ -377,7 +394,8 @@ class Jobs(Collection[Job]):
         """
         return _logs.follow_logs(
             lambda: self._fetch(job_id),
-            lambda f: self.get_logs(job_id, f),
+            self._logs_json(job_id),
+            self._logs_url(job_id),
             job_id,
             interval=interval,
             min_level=min_level,

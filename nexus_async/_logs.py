@@ -28,6 +28,8 @@ import anyio
 import attrs
 
 from . import errors
+from ._convert import structure
+from ._http import TRACE
 from ._poll import TRANSIENT, Outage, check_timeout, poll_backoff
 from ._runtime import Runtime
 from ._validate import check_id
@@ -35,10 +37,20 @@ from ._waiting import wait_timeout_error
 from .models import Job, JobLogEntry, JobLogs, LogLevel
 from .options import MAX_PAGE, LogsFilter
 
-__all__ = ["LogCursor", "LogStream", "all_logs", "follow_logs", "log_pages", "resume_cursor"]
+__all__ = [
+    "LogCursor",
+    "LogStream",
+    "Page",
+    "all_logs",
+    "follow_logs",
+    "log_pages",
+    "resume_cursor",
+]
 
 
-FetchLogs = Callable[[LogsFilter], Awaitable[JobLogs]]
+# One answer of the logs endpoint, as parsed JSON: entries are decoded by whoever
+# consumes them, so that the next request is already in flight meanwhile.
+FetchLogs = Callable[[LogsFilter], Awaitable[Any]]
 
 # Longest wait, when an iterator is closed, for its background task to end.
 _STOP_SECONDS = 5.0
@@ -91,13 +103,25 @@ class LogCursor:
             entries: An answer to `query()`, in walk order (newest first when paging
                 back, oldest first when following).
         """
-        fresh = [e for e in entries if self._ahead(e)]
-        if not fresh:
-            return fresh, self
-        last = fresh[-1].create_time
-        ids = frozenset(e.id for e in fresh if e.create_time == last)
-        seen = self.seen | ids if last == self.time else ids
-        return fresh, attrs.evolve(self, time=last, seen=seen)
+        keep, cursor = self.advance_keys([(e.create_time, e.id) for e in entries])
+        return [entries[i] for i in keep], cursor
+
+    def advance_keys(self, keys: Sequence[tuple[int, str]]) -> tuple[list[int], LogCursor]:
+        """`advance` on `(create_time, id)` keys: the indices not yet yielded, and the cursor."""
+        time, seen, forward = self.time, self.seen, self.forward
+        if time is None:
+            keep = list(range(len(keys)))
+        else:
+            keep = [
+                i
+                for i, (t, ident) in enumerate(keys)
+                if (ident not in seen if t == time else (t > time) == forward)
+            ]
+        if not keep:
+            return keep, self
+        last = keys[keep[-1]][0]
+        ids = frozenset(keys[i][1] for i in keep if keys[i][0] == last)
+        return keep, attrs.evolve(self, time=last, seen=seen | ids if last == time else ids)
 
     def __str__(self) -> str:
         """The cursor as a short versioned string; `LogCursor.parse` reads it back."""
@@ -130,12 +154,55 @@ class LogCursor:
                 return cls(time=time, seen=frozenset(seen), forward=way == "f")
         raise errors.ValidationError(f"a malformed log cursor (got {text!r:.80})")
 
-    def _ahead(self, entry: JobLogEntry) -> bool:
-        if self.time is None:
-            return True
-        if entry.create_time == self.time:
-            return entry.id not in self.seen
-        return (entry.create_time > self.time) == self.forward
+
+@attrs.frozen
+class Page:
+    """The fresh entries of one answer, still JSON, and the answer they came in."""
+
+    raw: list[Any]
+    payload: Any
+    url: str
+
+    def decode(self) -> list[JobLogEntry]:
+        """The entries as models.
+
+        Raises:
+            ResponseDecodeError: the answer does not fit `JobLogs` (the message
+                names the bad paths within the whole answer).
+        """
+        try:
+            return structure(self.raw, list[JobLogEntry])
+        except errors.StructureError:
+            raise _decode_error(self.payload, self.url) from None
+
+
+def _decode_error(payload: Any, url: str) -> errors.ResponseDecodeError:
+    """The error for an answer that does not fit `JobLogs`, as the HTTP layer words it."""
+    try:
+        structure(payload, JobLogs)
+    except errors.StructureError as exc:
+        error = errors.ResponseDecodeError(str(exc), method="GET", url=url, status=200)
+        error.__cause__ = exc
+        return error
+    return errors.ResponseDecodeError(  # a shape the fast path does not take
+        "unexpected response shape: $.entries", method="GET", url=url, status=200
+    )
+
+
+def _keys(payload: Any, url: str) -> tuple[list[Any], list[tuple[int, str]]]:
+    """An answer's entries (JSON) and their `(create_time, id)` keys, checked for type.
+
+    Raises:
+        ResponseDecodeError: the answer is not a page of log entries.
+    """
+    try:
+        entries = payload["entries"]
+        keys = [(e["createTime"], e["id"]) for e in entries]
+    except (TypeError, KeyError, IndexError):
+        raise _decode_error(payload, url) from None
+    if type(entries) is not list or not all(type(t) is int and type(i) is str for t, i in keys):
+        raise _decode_error(payload, url)
+    return entries, keys
 
 
 def resume_cursor(value: LogCursor | str | None, *, forward: bool) -> LogCursor | None:
@@ -169,7 +236,9 @@ class LogStream:
     continues exactly after the last entry this one yielded.
     """
 
-    def __init__(self, pages: AsyncGenerator[list[JobLogEntry], None], start: LogCursor) -> None:
+    def __init__(
+        self, pages: AsyncGenerator[Page | list[JobLogEntry], None], start: LogCursor
+    ) -> None:
         self._pages = pages
         self._base = start  # the cursor before the current page
         self._page: list[JobLogEntry] = []
@@ -197,11 +266,12 @@ class LogStream:
         while self._index >= len(self._page):
             try:
                 page = await self._pages.__anext__()
+                entries = page if isinstance(page, list) else page.decode()
             except errors.NexusError as exc:
                 exc.cursor = self.cursor
                 raise
             self._base = self.cursor
-            self._page, self._index = page, 0
+            self._page, self._index = entries, 0
         self._index += 1
         return self._page[self._index - 1]
 
@@ -210,61 +280,165 @@ class LogStream:
         await self._pages.aclose()
 
 
-async def log_pages(
-    fetch: FetchLogs, job_id: str, flt: LogsFilter, start: LogCursor | None = None
-) -> AsyncGenerator[list[JobLogEntry], None]:
-    """The new entries of each page back through the log, newest first.
+class _Pager:
+    """The logic of one walk back through a log: which query is next, what is new.
 
     Args:
-        fetch: One page of the job's log for a filter.
+        url: The endpoint's URL, for errors.
+        job_id: The job, for messages.
+        flt: The walk's filter; `max_entries` is the page size.
+        start: Where to begin (default: `flt.before_time`).
+    """
+
+    def __init__(
+        self, url: str, job_id: str, flt: LogsFilter, start: LogCursor | None = None
+    ) -> None:
+        self._url = url
+        self._job_id = job_id
+        self._page_size = flt.max_entries or MAX_PAGE
+        self._base = attrs.evolve(flt, max_entries=self._page_size)
+        self.cursor = LogCursor.newest_first(flt.before_time) if start is None else start
+        #: The next request's filter; None once the walk is over.
+        self.query: LogsFilter | None = self.cursor.query(self._base)
+
+    def take(self, payload: Any) -> Page | None:
+        """The new entries of the answer to `query` (None: none), and the next `query`.
+
+        Only the entries' keys are read here; decoding them is left to the consumer.
+
+        Raises:
+            LogPagingError: a full page shares one millisecond with entries already
+                yielded, so paging by time cannot get past it without losing entries.
+            ResponseDecodeError: an answer that is not a page of log entries.
+        """
+        entries, keys = _keys(payload, self._url)
+        keep, self.cursor = self.cursor.advance_keys(keys)
+        self.query = None
+        if len(keys) == self._page_size:
+            if not keep:
+                oldest = keys[-1][0]
+                raise errors.LogPagingError(
+                    f"{self._page_size} or more log entries of job {self._job_id} share "
+                    f"the millisecond {oldest}; paging by time cannot get past them "
+                    "without losing entries (narrow the query with min_level or before_time)",
+                    job_id=self._job_id,
+                    create_time=oldest,
+                )
+            self.query = self.cursor.query(self._base)
+        if not keep:
+            return None
+        fresh = entries if len(keep) == len(entries) else [entries[i] for i in keep]
+        return Page(fresh, payload, self._url)
+
+
+async def log_pages(
+    fetch: FetchLogs, url: str, job_id: str, flt: LogsFilter, start: LogCursor | None = None
+) -> AsyncGenerator[Page, None]:
+    """The new entries of each page back through the log, newest first, one request at a time.
+
+    Args:
+        fetch: One answer of the job's logs endpoint for a filter, as JSON.
+        url: The endpoint's URL, for errors.
         job_id: The job, for messages.
         flt: The walk's filter; `max_entries` is the page size.
         start: Where to resume (default: `flt.before_time`).
 
     Raises:
-        LogPagingError: a full page shares one millisecond with entries already
-            yielded, so paging by time cannot get past it without losing entries.
+        LogPagingError: see `_Pager.take`.
+        ResponseDecodeError: an answer that is not a page of log entries.
     """
-    page_size = flt.max_entries or MAX_PAGE
-    base = attrs.evolve(flt, max_entries=page_size)
-    cursor = LogCursor.newest_first(flt.before_time) if start is None else start
+    pager = _Pager(url, job_id, flt, start)
+    while pager.query is not None:
+        page = pager.take(await fetch(pager.query))
+        if page is not None:
+            yield page
+
+
+class _Ahead:
+    """One request sent ahead: `written` is set once it is on the wire (or over)."""
+
+    def __init__(self, fetch: FetchLogs, query: LogsFilter) -> None:
+        self._fetch = fetch
+        self._query = query
+        self.written = anyio.Event()
+        self._result: Any = None
+        self._error: Exception | None = None
+
+    async def run(self) -> None:
+        async def trace(event: str, info: dict[str, Any]) -> None:
+            if event.endswith("send_request_body.complete"):
+                self.written.set()
+
+        TRACE.set(trace)  # this task's own context: only its requests are traced
+        try:
+            self._result = await self._fetch(self._query)
+        except Exception as exc:  # re-raised by `result()`, never into the task group
+            self._error = exc
+        finally:
+            self.written.set()
+
+    def result(self) -> Any:
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+
+async def _pipelined(
+    fetch: FetchLogs, pager: _Pager, emit: Callable[[Page], Awaitable[None]]
+) -> None:
+    """Walk with `pager`, handing each page to `emit` once the next request is written.
+
+    So the request for page n+1 is in flight while page n is decoded and consumed.
+    """
+    assert pager.query is not None
+    payload = await fetch(pager.query)
     while True:
-        entries = (await fetch(cursor.query(base))).entries
-        fresh, cursor = cursor.advance(entries)
-        if fresh:
-            yield fresh
-        if len(entries) < page_size:
+        page = pager.take(payload)
+        if pager.query is None:
+            if page is not None:
+                await emit(page)
             return
-        if not fresh:
-            oldest = entries[-1].create_time
-            raise errors.LogPagingError(
-                f"{page_size} or more log entries of job {job_id} share the "
-                f"millisecond {oldest}; paging by time cannot get past them without "
-                "losing entries (narrow the query with min_level or before_time)",
-                job_id=job_id,
-                create_time=oldest,
-            )
+        ahead = _Ahead(fetch, pager.query)
+        refused: Exception | None = None  # raised past the group, so never wrapped in a group
+        async with anyio.create_task_group() as group:
+            group.start_soon(ahead.run)
+            await ahead.written.wait()
+            if page is not None:
+                try:
+                    await emit(page)
+                except Exception as exc:
+                    refused = exc
+                    group.cancel_scope.cancel()
+        if refused is not None:
+            raise refused
+        payload = ahead.result()
 
 
 def all_logs(
     fetch: FetchLogs,
+    url: str,
     job_id: str,
     flt: LogsFilter,
     runtime: Runtime,
     resume_from: LogCursor | None = None,
 ) -> LogStream:
-    """Every entry, newest first, fetching ahead in the background when the runtime can."""
+    """Every entry, newest first, fetching ahead in the background when the runtime can.
+
+    In the background, the next page's request is in flight while the caller
+    decodes and consumes the current one; otherwise one request at a time, inline.
+    """
     start = LogCursor.newest_first(flt.before_time) if resume_from is None else resume_from
-    pages = log_pages(fetch, job_id, flt, start)
     if runtime.in_background:
-        pages = _prefetched(pages, runtime)
-    return LogStream(pages, start)
+        pager = _Pager(url, job_id, flt, start)
+        return LogStream(_prefetched(lambda emit: _pipelined(fetch, pager, emit), runtime), start)
+    return LogStream(log_pages(fetch, url, job_id, flt, start), start)
 
 
 async def _prefetched(
-    pages: AsyncGenerator[list[JobLogEntry], None], runtime: Runtime
-) -> AsyncGenerator[list[JobLogEntry], None]:
-    """Yield from `pages` while a background task of the client fetches ahead.
+    produce_pages: Callable[[Callable[[Page], Awaitable[None]]], Awaitable[None]],
+    runtime: Runtime,
+) -> AsyncGenerator[Page, None]:
+    """Yield the pages `produce_pages` emits, which runs as a background task of the client.
 
     The producer never runs in a scope held across our `yield`; it hands pages
     (or its exception) over a one-slot stream and is cancelled when this
@@ -273,7 +447,7 @@ async def _prefetched(
     without the producer having finished, the client closed under us.
     """
     runtime.check_open()  # before anything needs closing
-    send, receive = anyio.create_memory_object_stream["list[JobLogEntry] | BaseException"](1)
+    send, receive = anyio.create_memory_object_stream["Page | BaseException"](1)
     scope = anyio.CancelScope()
     ended = anyio.Event()
     done = False
@@ -284,8 +458,7 @@ async def _prefetched(
             with scope:
                 async with send:
                     try:
-                        async for page in pages:
-                            await send.send(page)
+                        await produce_pages(send.send)
                         done = True
                     except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                         pass
@@ -294,9 +467,6 @@ async def _prefetched(
                             anyio.BrokenResourceError, anyio.ClosedResourceError
                         ):
                             await send.send(exc)
-                    finally:
-                        with anyio.CancelScope(shield=True):
-                            await pages.aclose()
         finally:
             ended.set()
 
@@ -321,6 +491,7 @@ async def _prefetched(
 def follow_logs(
     fetch_job: Callable[[], Awaitable[Job]],
     fetch: FetchLogs,
+    url: str,
     job_id: str,
     *,
     interval: float,
@@ -339,7 +510,7 @@ def follow_logs(
     base = LogsFilter(min_level=min_level, after_time=after_time)
     start = LogCursor.oldest_first(base.after_time) if resume_from is None else resume_from
 
-    async def batches() -> AsyncGenerator[list[JobLogEntry], None]:
+    async def batches() -> AsyncGenerator[Page | list[JobLogEntry], None]:
         cursor = start
         deadline = None if timeout is None else anyio.current_time() + timeout
         outage = Outage(f"the logs of {job_id}", outage_budget)
@@ -356,9 +527,9 @@ def follow_logs(
                 started = anyio.current_time()
                 try:
                     job = await fetch_job()
-                    pages = log_pages(fetch, job_id, cursor.query(base))
+                    pages = log_pages(fetch, url, job_id, cursor.query(base))
                     async with contextlib.aclosing(pages):
-                        batch = [entry async for page in pages for entry in page]
+                        batch = [entry async for page in pages for entry in page.decode()]
                 except TRANSIENT as exc:
                     outage.failed(exc, started)
                 else:
