@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import contextlib
 import json
 import math
@@ -54,6 +55,11 @@ FetchLogs = Callable[[LogsFilter], Awaitable[Any]]
 
 # Longest wait, when an iterator is closed, for its background task to end.
 _STOP_SECONDS = 5.0
+
+# Requests `get_all_logs` keeps in flight by default (inside `async with`), and at
+# most: the benchmark's choice (see benchmarks/README.md).
+DEFAULT_CONCURRENCY = 8
+MAX_CONCURRENCY = 64
 
 # A serialized cursor: this prefix (its format version), then base64url of compact
 # JSON `[direction, time, seen ids]`.
@@ -414,6 +420,196 @@ async def _pipelined(
         payload = ahead.result()
 
 
+class _Slice:
+    """A time slice of a parallel walk: entries in `(lower, cursor]`, paged newest first.
+
+    `lower` is exclusive (None: the filter's own bound); it only ever rises, when
+    an idle worker splits the slice. Pages wait in `pages` until the slices ahead
+    of this one have been emitted; an error ends the slice at its place in order.
+    """
+
+    def __init__(self, pager_base: LogsFilter, cursor: LogCursor, lower: int | None) -> None:
+        self.base = pager_base
+        self.cursor = cursor
+        self.lower = lower
+        self.pages: collections.deque[Page] = collections.deque()
+        self.busy = False  # a request of this slice is in flight
+        self.done = False
+        self.error: Exception | None = None
+
+    def query(self) -> LogsFilter:
+        return self.cursor.query(attrs.evolve(self.base, after_time=self.lower))
+
+
+class _ParallelWalk:
+    """Disjoint time slices of one log paged by `concurrency` workers, merged in order.
+
+    A millisecond is never split between slices, so the one tie rule (`LogCursor`)
+    applies inside each. It begins as one slice; once an answer has shown how
+    many milliseconds a page spans, an idle worker splits the slice nearest the
+    front that is still open below its request in flight, a page's span below that
+    request's `before_time` (a little less): the request then most likely finishes
+    the old slice, and the new one starts at once. Workers take the slice nearest the consumer
+    first, and only while fewer than `budget` pages are buffered or in flight up
+    to it (counted in output order), so memory is bounded and far slices never
+    starve the front.
+    """
+
+    def __init__(
+        self,
+        fetch: FetchLogs,
+        url: str,
+        job_id: str,
+        flt: LogsFilter,
+        start: LogCursor,
+        concurrency: int,
+    ) -> None:
+        self._fetch = fetch
+        self._url = url
+        self._job_id = job_id
+        self._page_size = flt.max_entries or MAX_PAGE
+        base = attrs.evolve(flt, max_entries=self._page_size)
+        self._slices = [_Slice(base, start, flt.after_time)]
+        self._concurrency = concurrency
+        self._budget = 2 * concurrency
+        self._span: int | None = None  # milliseconds the latest full page covered
+        # Once the open-ended slice has been answered in full: no entry is older
+        # than this, so no slice is split off below it.
+        self._oldest = -1
+        self._changed = anyio.Event()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def run(self, emit: Callable[[Page], Awaitable[None]]) -> None:
+        """Page the log with the workers, handing `emit` each page in output order."""
+        refused: Exception | None = None  # raised past the group, never wrapped in one
+        async with anyio.create_task_group() as group:
+            for _ in range(self._concurrency):
+                group.start_soon(self._work)
+            try:
+                await self._emit_all(emit)
+            except Exception as exc:
+                refused = exc
+            group.cancel_scope.cancel()
+        if refused is not None:
+            raise refused
+
+    async def _emit_all(self, emit: Callable[[Page], Awaitable[None]]) -> None:
+        slices = self._slices
+        while slices:
+            front = slices[0]
+            if front.pages:
+                page = front.pages.popleft()
+                self._notify()
+                await emit(page)
+            elif front.done:
+                if front.error is not None:
+                    raise front.error
+                slices.pop(0)
+                self._notify()
+            else:
+                await self._changed.wait()
+
+    def _pick(self) -> _Slice | None:
+        """The slice to request next (marked busy), or None to wait for a change."""
+        ahead = 0  # pages buffered or in flight up to here, in output order
+        for piece in self._slices:
+            ahead += len(piece.pages) + piece.busy
+            if ahead >= self._budget:
+                return None
+            if not piece.done and not piece.busy:
+                piece.busy = True
+                return piece
+        return self._split()
+
+    def _split(self) -> _Slice | None:
+        """A new slice split off the front-most busy slice still open below its request."""
+        span = self._span
+        if span is None:
+            return None
+        ahead = 0
+        for index, piece in enumerate(self._slices):
+            ahead += len(piece.pages) + piece.busy
+            if ahead >= self._budget:
+                return None
+            top = piece.cursor.time
+            if piece.done or top is None:
+                continue
+            # Just above where the request in flight should end, so that it most
+            # likely completes the old slice (its entries past the point are dropped).
+            point = top - span + max(1, span // 16)
+            floor = self._oldest if piece.lower is None else piece.lower
+            if not floor < point < top:
+                continue
+            new = _Slice(piece.base, LogCursor.newest_first(point), piece.lower)
+            piece.lower = point
+            new.busy = True
+            self._slices.insert(index + 1, new)
+            return new
+        return None
+
+    async def _work(self) -> None:
+        while True:
+            if all(piece.done for piece in self._slices):
+                return
+            piece = self._pick()
+            if piece is None:
+                await self._changed.wait()
+                continue
+            try:
+                open_ended = piece.lower is None
+                page = self._take(piece, await self._fetch(piece.query()), open_ended)
+            except Exception as exc:  # the slice ends there; raised in order by the emitter
+                piece.error, piece.done = exc, True
+            else:
+                if page is not None:
+                    piece.pages.append(page)
+            piece.busy = False
+            self._notify()
+
+    def _take(self, piece: _Slice, payload: Any, open_ended: bool) -> Page | None:
+        """The new entries of `piece` in an answer, advancing its cursor; marks it done.
+
+        `open_ended`: the request had no lower bound, so an answer short of a page
+        shows where the log begins.
+
+        Raises:
+            LogPagingError: as `_Pager.take`.
+            ResponseDecodeError: an answer that is not a page of log entries.
+        """
+        entries, keys = _keys(payload, self._url)
+        full = len(keys) == self._page_size
+        if full:
+            self._span = max(1, keys[0][0] - keys[-1][0] + 1)
+        elif open_ended:
+            oldest = keys[-1][0] if keys else piece.cursor.time
+            self._oldest = max(self._oldest, oldest or 0)
+        lower = piece.lower
+        reached = False  # the answer went past the slice's (possibly raised) lower bound
+        if lower is not None and keys and keys[-1][0] <= lower:
+            reached = True
+            cut = next(i for i, (t, _) in enumerate(keys) if t <= lower)
+            entries, keys = entries[:cut], keys[:cut]
+        keep, piece.cursor = piece.cursor.advance_keys(keys)
+        if reached or not full:
+            piece.done = True
+        elif not keep:
+            oldest = keys[-1][0]
+            raise errors.LogPagingError(
+                f"{self._page_size} or more log entries of job {self._job_id} share "
+                f"the millisecond {oldest}; paging by time cannot get past them "
+                "without losing entries (narrow the query with min_level or before_time)",
+                job_id=self._job_id,
+                create_time=oldest,
+            )
+        if not keep:
+            return None
+        fresh = entries if len(keep) == len(entries) else [entries[i] for i in keep]
+        return Page(fresh, payload, self._url)
+
+
 def all_logs(
     fetch: FetchLogs,
     url: str,
@@ -421,17 +617,23 @@ def all_logs(
     flt: LogsFilter,
     runtime: Runtime,
     resume_from: LogCursor | None = None,
+    concurrency: int = 1,
 ) -> LogStream:
     """Every entry, newest first, fetching ahead in the background when the runtime can.
 
-    In the background, the next page's request is in flight while the caller
-    decodes and consumes the current one; otherwise one request at a time, inline.
+    In the background, `concurrency` requests are in flight (time slices paged in
+    parallel, merged in order; with 1, the next page's request is in flight while
+    the caller decodes and consumes the current one); otherwise one request at a
+    time, inline.
     """
     start = LogCursor.newest_first(flt.before_time) if resume_from is None else resume_from
-    if runtime.in_background:
+    if not runtime.in_background:
+        return LogStream(log_pages(fetch, url, job_id, flt, start), start)
+    if concurrency == 1:
         pager = _Pager(url, job_id, flt, start)
         return LogStream(_prefetched(lambda emit: _pipelined(fetch, pager, emit), runtime), start)
-    return LogStream(log_pages(fetch, url, job_id, flt, start), start)
+    walk = _ParallelWalk(fetch, url, job_id, flt, start, concurrency)
+    return LogStream(_prefetched(walk.run, runtime), start)
 
 
 async def _prefetched(

@@ -38,7 +38,7 @@ async def test_the_next_request_is_in_flight_while_a_page_is_decoded(
         nexus.inject_fault("GET", r"/logs$", status=None, latency=0.05, times=None)
         flt = {"before_time": START + 10_000, "max_entries": 200}
         with anyio.fail_after(30):
-            got = [e async for e in jobs.get_all_logs(job.id, flt)]
+            got = [e async for e in jobs.get_all_logs(job.id, flt, concurrency=1)]
         assert len(got) == 1_000
         pages = len(in_flight_at_decode)
         assert pages >= 5  # 200 a page, re-reading each boundary millisecond
