@@ -452,7 +452,8 @@ class _ParallelWalk:
     the old slice, and the new one starts at once. Workers take the slice nearest the consumer
     first, and only while fewer than `budget` pages are buffered or in flight up
     to it (counted in output order), so memory is bounded and far slices never
-    starve the front.
+    starve the front. Requests in flight grow with the full pages answered (a
+    slow start), so a log of one page costs what paging it sequentially would.
     """
 
     def __init__(
@@ -476,6 +477,7 @@ class _ParallelWalk:
         # Once the open-ended slice has been answered in full: no entry is older
         # than this, so no slice is split off below it.
         self._oldest = -1
+        self._full = 0  # full pages answered
         self._changed = anyio.Event()
 
     def _notify(self) -> None:
@@ -514,6 +516,10 @@ class _ParallelWalk:
 
     def _pick(self) -> _Slice | None:
         """The slice to request next (marked busy), or None to wait for a change."""
+        # Slow start: no more requests in flight than full pages seen, so a short
+        # log costs no more requests than paging it one at a time would.
+        if sum(piece.busy for piece in self._slices) >= max(1, self._full):
+            return None
         ahead = 0  # pages buffered or in flight up to here, in output order
         for piece in self._slices:
             ahead += len(piece.pages) + piece.busy
@@ -582,6 +588,7 @@ class _ParallelWalk:
         entries, keys = _keys(payload, self._url)
         full = len(keys) == self._page_size
         if full:
+            self._full += 1
             self._span = max(1, keys[0][0] - keys[-1][0] + 1)
         elif open_ended:
             oldest = keys[-1][0] if keys else piece.cursor.time
