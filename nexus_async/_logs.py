@@ -12,6 +12,12 @@ produced, in another client or process.
 `LogStream` is what the log methods return: an async iterator that knows the
 cursor after the last entry it yielded, and attaches it (as `exc.cursor`) to any
 error that ends the stream.
+
+Inside `async with AsyncClient()`, `get_all_logs` fetches in a background task
+of the client: with one request at a time (`_pipelined`), the next page's
+request is written before the current page is handed to the consumer, which
+decodes it meanwhile; with more (`_ParallelWalk`), disjoint time slices are paged
+concurrently and merged back in order. Outside, `log_pages` runs inline.
 """
 
 from __future__ import annotations
@@ -57,7 +63,8 @@ FetchLogs = Callable[[LogsFilter], Awaitable[Any]]
 _STOP_SECONDS = 5.0
 
 # Requests `get_all_logs` keeps in flight by default (inside `async with`), and at
-# most: the benchmark's choice (see benchmarks/README.md).
+# most. The default is bench_logs' choice: at 20-50 ms per request 8 slices in
+# flight give most of the gain, at little more memory than one.
 DEFAULT_CONCURRENCY = 8
 MAX_CONCURRENCY = 64
 
@@ -565,8 +572,8 @@ class _ParallelWalk:
                 await self._changed.wait()
                 continue
             try:
-                open_ended = piece.lower is None
-                page = self._take(piece, await self._fetch(piece.query()), open_ended)
+                lower = piece.lower  # the request's own lower bound (a split may raise it)
+                page = self._take(piece, await self._fetch(piece.query()), lower)
             except Exception as exc:  # the slice ends there; raised in order by the emitter
                 piece.error, piece.done = exc, True
             else:
@@ -575,11 +582,13 @@ class _ParallelWalk:
             piece.busy = False
             self._notify()
 
-    def _take(self, piece: _Slice, payload: Any, open_ended: bool) -> Page | None:
+    def _take(self, piece: _Slice, payload: Any, sent_lower: int | None) -> Page | None:
         """The new entries of `piece` in an answer, advancing its cursor; marks it done.
 
-        `open_ended`: the request had no lower bound, so an answer short of a page
-        shows where the log begins.
+        An answer short of a page covered its whole request: with no lower bound
+        (`sent_lower` None) it shows where the log begins, else how sparse the log
+        is there, which widens the slices split off next (so a sparse stretch is
+        not cut into many requests of a few entries each).
 
         Raises:
             LogPagingError: as `_Pager.take`.
@@ -587,12 +596,18 @@ class _ParallelWalk:
         """
         entries, keys = _keys(payload, self._url)
         full = len(keys) == self._page_size
+        top = piece.cursor.time
         if full:
             self._full += 1
             self._span = max(1, keys[0][0] - keys[-1][0] + 1)
-        elif open_ended:
-            oldest = keys[-1][0] if keys else piece.cursor.time
+        elif sent_lower is None:
+            oldest = keys[-1][0] if keys else top
             self._oldest = max(self._oldest, oldest or 0)
+        elif top is not None and self._span is not None:
+            # A page's worth of entries at this density would span this many ms;
+            # grown at most 16-fold at a time, a burst's full page brings it back.
+            sparse = (top - sent_lower) * self._page_size // max(1, len(keys))
+            self._span = max(self._span, min(sparse, 16 * self._span))
         lower = piece.lower
         reached = False  # the answer went past the slice's (possibly raised) lower bound
         if lower is not None and keys and keys[-1][0] <= lower:
