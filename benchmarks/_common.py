@@ -188,9 +188,17 @@ class Server:
         body = {"endpoint": endpoint, "maxRetries": max_retries, "maxBackoffMs": max_backoff_ms}
         return str(self._post("/_nexus/seed/webhooks", body)["id"])
 
-    def seed_logs(self, job_id: str, count: int, *, per_ms: int = 1) -> None:
-        """`count` synthetic log entries for the job, `per_ms` sharing each millisecond."""
-        self._post("/_nexus/seed/logs", {"jobId": job_id, "count": count, "perMs": per_ms})
+    def seed_logs(
+        self, job_id: str, count: int, *, per_ms: int = 1, start_time: int | None = None
+    ) -> None:
+        """`count` synthetic log entries for the job, `per_ms` sharing each millisecond.
+
+        They start at `start_time` (epoch ms; default: so that the last one is now).
+        """
+        body: dict[str, Any] = {"jobId": job_id, "count": count, "perMs": per_ms}
+        if start_time is not None:
+            body["startTime"] = start_time
+        self._post("/_nexus/seed/logs", body)
 
     def fast_job_options(self, items: int = 1, **times: int) -> dict[str, Any]:
         """Job options over `items` tiny images whose deliveries fail at once."""

@@ -6,7 +6,7 @@ memory: the API returns entries newest first, ordered by (createTime, id)
 descending, so a stream that is strictly descending holds no entry twice, and one
 that is strictly descending and has the seeded count has lost none.
 
-    python -m benchmarks._logs_child --child ours|ref|raw --base-url U --key K \\
+    python -m benchmarks._logs_child --child ours|ours1|ref|raw --base-url U --key K \\
         --project P --job J --out result.json
 """
 
@@ -42,22 +42,31 @@ class StreamCheck:
 Stream = Callable[[StreamCheck], None]
 
 
-def _ours(args: argparse.Namespace) -> Stream:
+def _ours(args: argparse.Namespace, concurrency: int | None = None) -> Stream:
     import anyio
 
     from nexus_async import AsyncClient
 
     def stream(check: StreamCheck) -> None:
         async def go() -> None:
-            # Inside `async with`, get_all_logs prefetches the next page.
+            # Inside `async with`, get_all_logs fetches ahead (`concurrency` requests).
             async with AsyncClient(args.key, base_url=args.base_url) as client:
                 jobs = client.get_project(args.project).batch.jobs
-                async for entry in jobs.get_all_logs(args.job):
+                logs = (
+                    jobs.get_all_logs(args.job)
+                    if concurrency is None
+                    else jobs.get_all_logs(args.job, concurrency=concurrency)
+                )
+                async for entry in logs:
                     check.add(entry.create_time, entry.id)
 
         anyio.run(go)
 
     return stream
+
+
+def _ours_sequential(args: argparse.Namespace) -> Stream:
+    return _ours(args, concurrency=1)
 
 
 def _raw(args: argparse.Namespace) -> Stream:
@@ -106,11 +115,12 @@ def _reference(args: argparse.Namespace) -> Stream:
 
 def main(argv: Sequence[str]) -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--child", choices=["ours", "ref", "raw"], required=True)
+    parser.add_argument("--child", choices=["ours", "ours1", "ref", "raw"], required=True)
     for name in ("--base-url", "--key", "--project", "--job", "--out"):
         parser.add_argument(name, required=True)
     args = parser.parse_args(argv)
-    stream = {"ours": _ours, "ref": _reference, "raw": _raw}[args.child](args)  # imports it
+    streams = {"ours": _ours, "ours1": _ours_sequential, "ref": _reference, "raw": _raw}
+    stream = streams[args.child](args)  # imports it
     check = StreamCheck()
     error = None
     baseline = peak_rss_mb()

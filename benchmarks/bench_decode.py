@@ -1,4 +1,7 @@
-"""Decoding: a 1,000-job list page into models, against the reference's decode path."""
+"""Decoding: a 1,000-job list page and a 1,000-entry log page into models.
+
+The job page is also decoded along the reference's path, for comparison.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import httpx
 
 from nexus_async import AsyncClient
 from nexus_async._convert import structure
-from nexus_async.models import Job, PaginationResponse
+from nexus_async.models import Job, JobLogs, PaginationResponse
 
 from ._common import (
     Report,
@@ -29,6 +32,7 @@ from ._common import (
 )
 
 JOBS = 1000
+ENTRIES = 1000
 
 
 def _page_bytes(server: Server) -> bytes:
@@ -59,6 +63,25 @@ def _page_bytes(server: Server) -> bytes:
         response = client.get(url, params={"limit": JOBS})
         response.raise_for_status()
     assert len(response.json()["data"]) == JOBS
+    return response.content
+
+
+def _log_page_bytes(server: Server) -> bytes:
+    """A real 1,000-entry page of a job's log from the server."""
+
+    async def create() -> str:
+        async with AsyncClient(server.secret_key, base_url=server.base_url) as client:
+            jobs = client.get_project(server.project_id).batch.jobs
+            options = server.fast_job_options(start_at_time=10**13 - 1)  # never starts
+            return (await jobs.create("decode-logs", options)).id
+
+    job_id = anyio.run(create)
+    server.seed_logs(job_id, ENTRIES, per_ms=3)
+    url = f"{server.base_url}/projects/{server.project_id}/batch/jobs/{job_id}/logs"
+    with httpx.Client(headers={"Secret-Key": server.secret_key}, trust_env=False) as client:
+        response = client.get(url, params={"maxEntries": ENTRIES})
+        response.raise_for_status()
+    assert len(response.json()["entries"]) == ENTRIES
     return response.content
 
 
@@ -101,6 +124,7 @@ def run(quick: bool) -> Report:
     repeat, rounds, budget = (10, 5, 15.0) if quick else (20, 15, 45.0)
     with serve() as server:
         body = _page_bytes(server)
+        log_body = _log_page_bytes(server)
     data = json.loads(body)
     page_type = PaginationResponse[Job]
 
@@ -120,6 +144,9 @@ def run(quick: bool) -> Report:
         ),
         "nexus_async: structure alone": lambda: structure(data, page_type),
         **reference,
+        "nexus_async: json.loads + structure of a 1,000-entry log page": lambda: structure(
+            json.loads(log_body), JobLogs
+        ),
     }
     for decode in contenders.values():
         decode()  # build the hooks and decoders outside the timing
@@ -129,15 +156,17 @@ def run(quick: bool) -> Report:
         budget=budget,
     )
     times = {name: median(values) for name, values in samples.items()}
-    ours, _, ref, _ = times.values()
+    ours, _, ref, _, logs = times.values()
     rows = [
         Row(
             name,
             f"{fmt_seconds(value)} per page",
-            f"{value / JOBS * 1e6:.1f} µs per job; {len(samples[name])} rounds x {repeat}",
+            f"{value / (ENTRIES if 'log page' in name else JOBS) * 1e6:.1f} µs per "
+            f"{'entry' if 'log page' in name else 'job'}; {len(samples[name])} rounds x {repeat}",
         )
         for name, value in times.items()
     ]
+    per_job, per_entry = ours / JOBS * 1e6, logs / ENTRIES * 1e6
     rows[0].detail += f"; the reference takes {fmt_ratio(ref / ours)} as long"
     return Report(
         title="4. Decoding",
@@ -148,7 +177,15 @@ def run(quick: bool) -> Report:
         ),
         rows=rows,
         targets=[
-            Target("no slower than the reference", ours <= ref, f"{fmt_ratio(ours / ref)} its time")
+            Target(
+                "no slower than the reference", ours <= ref, f"{fmt_ratio(ours / ref)} its time"
+            ),
+            Target("json.loads + structure ≤ 20 µs per Job", per_job <= 20.0, f"{per_job:.1f} µs"),
+            Target(
+                "json.loads + structure ≤ 2.5 µs per JobLogEntry",
+                per_entry <= 2.5,
+                f"{per_entry:.2f} µs",
+            ),
         ],
     )
 

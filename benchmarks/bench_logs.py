@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 
 from nexus_async import AsyncClient
+from nexus_async._logs import DEFAULT_CONCURRENCY
 
 from ._common import (
     Report,
@@ -27,9 +28,17 @@ from ._common import (
 
 CONTENDERS = {
     "raw": "raw httpx pages + json.loads (the limit)",
-    "ours": "nexus_async `get_all_logs`",
+    "ours": "nexus_async `get_all_logs` (default concurrency)",
+    "ours1": "nexus_async `get_all_logs(concurrency=1)`",
     "ref": "reference `get_all_log_entries`",
 }
+
+# The log shapes, oldest segment first: (entries, per millisecond, gap after, in ms).
+UNIFORM = [(1, 1, 0)]  # scaled to the count
+SEVEN = [(1, 7, 0)]
+# Bursts of 50 a millisecond and sparse stretches, with gaps of 5 and 20 seconds.
+BURSTY = [(2_000, 50, 5_000), (500, 1, 20_000)]
+LATENCIES = (0.0, 0.020, 0.050)
 
 
 # ----------------------------------------------------------------------- the parent
@@ -39,10 +48,10 @@ CONTENDERS = {
 class Scenario:
     name: str
     count: int
-    per_ms: int
+    shape: list[tuple[int, int, int]]
     rounds: int
     timeout: float
-    with_limit: bool = True  # also run the raw-httpx limit (which knows no tie rule)
+    contenders: tuple[str, ...] = ("ref", "ours1", "ours")
 
 
 @dataclass
@@ -98,8 +107,23 @@ def _make_log(server: Server, scenario: Scenario) -> str:
             return (await jobs.create(scenario.name, options)).id
 
     job_id = anyio.run(create)
-    server.seed_logs(job_id, scenario.count, per_ms=scenario.per_ms)
+    if len(scenario.shape) == 1:
+        server.seed_logs(job_id, scenario.count, per_ms=scenario.shape[0][1])
+        return job_id
+    start, left = 1_000_000_000, scenario.count
+    while left > 0:
+        for count, per_ms, gap in scenario.shape:
+            count = min(count, left)
+            if count == 0:
+                break
+            server.seed_logs(job_id, count, per_ms=per_ms, start_time=start)
+            start += -(-count // per_ms) + gap
+            left -= count
     return job_id
+
+
+def _log_requests(server: Server) -> int:
+    return sum(1 for r in server.requests() if r["method"] == "GET" and r["path"].endswith("/logs"))
 
 
 def _run_scenario(server: Server, scenario: Scenario) -> dict[str, Outcome]:
@@ -108,79 +132,137 @@ def _run_scenario(server: Server, scenario: Scenario) -> dict[str, Outcome]:
         *("--base-url", server.base_url, "--key", server.secret_key),
         *("--project", server.project_id, "--job", job_id),
     ]
-    names = [name for name in CONTENDERS if scenario.with_limit or name != "raw"]
+    names = list(scenario.contenders)
     outcomes = {name: Outcome([], scenario.count) for name in names}
     for index in range(scenario.rounds):
         shift = index % len(names)
         for name in names[shift:] + names[:shift]:
+            server.clear_requests()
             result = run_child("benchmarks._logs_child", [name, *args], timeout=scenario.timeout)
+            if result is not None:
+                result["requests"] = _log_requests(server)
             outcomes[name].runs.append(result)
     return outcomes
 
 
-def run(quick: bool) -> Report:
-    """Log streaming: get_all_logs vs the reference over 100k and 1M entries, ties."""
-    scenarios = [
-        Scenario("100,000 entries", 100_000, 1, 2 if quick else 5, 120.0),
-        Scenario("1,000,000 entries", 1_000_000, 1, 2, 600.0),
-        Scenario("100,000 entries, 7 per ms", 100_000, 7, 1, 120.0, with_limit=False),
-        Scenario("1,500 entries in one ms", 1_500, 1_500, 1, 15.0, with_limit=False),
+def _scenarios(latency: float, quick: bool) -> list[Scenario]:
+    slow = 1 + latency * 40  # the reference pays one round trip per page
+    rounds = 1 if quick else 3
+    found = [
+        Scenario("100,000 uniform", 100_000, UNIFORM, rounds, 120.0 * slow),
+        Scenario("100,000 at 7 per ms", 100_000, SEVEN, rounds, 120.0 * slow),
+        Scenario("100,000 bursty with gaps", 100_000, BURSTY, rounds, 120.0 * slow),
     ]
-    if quick:
-        scenarios[1] = Scenario("300,000 entries", 300_000, 1, 1, 300.0)
-    results: dict[str, dict[str, Outcome]] = {}
-    with serve() as server:
-        for scenario in scenarios:
-            results[scenario.name] = _run_scenario(server, scenario)
+    if latency == 0.0:
+        found[0].contenders = ("raw", "ref", "ours1", "ours")
+        big = ("ours1", "ours") if quick else ("ref", "ours1", "ours")
+        found += [
+            Scenario("1,000,000 uniform", 1_000_000, UNIFORM, 1, 900.0, big),
+            Scenario("1,000 entries (one page)", 1_000, UNIFORM, 1, 30.0, ("ours1", "ours")),
+            Scenario("1,500 entries in one ms", 1_500, [(1, 1_500, 0)], 1, 15.0, ("ref", "ours")),
+        ]
+    elif latency == 0.050 and not quick:
+        found.append(Scenario("1,000,000 uniform", 1_000_000, UNIFORM, 1, 1_800.0))
+    return found
+
+
+def run(quick: bool) -> Report:
+    """Log streaming: get_all_logs (sequential and parallel) vs the reference, 0-50 ms away."""
+    results: dict[tuple[float, str], dict[str, Outcome]] = {}
+    scenarios: dict[tuple[float, str], Scenario] = {}
+    for latency in LATENCIES:
+        with serve(latency=latency) as server:
+            for scenario in _scenarios(latency, quick):
+                key = (latency, scenario.name)
+                scenarios[key] = scenario
+                results[key] = _run_scenario(server, scenario)
 
     rows: list[Row] = []
-    for scenario in scenarios:
-        for name, outcome in results[scenario.name].items():
-            value, detail = outcome.summary(scenario.timeout)
-            limit = results[scenario.name].get("raw")
-            if name != "raw" and limit is not None and limit.finished and outcome.finished:
-                detail = f"{outcome.rate / limit.rate:.0%} of the limit; " + detail
-            rows.append(Row(f"{scenario.name}: {CONTENDERS[name]}", value, detail))
+    for key, outcomes in results.items():
+        latency, name = key
+        ref = outcomes.get("ref")
+        for contender, outcome in outcomes.items():
+            value, detail = outcome.summary(scenarios[key].timeout)
+            if contender != "ref" and ref is not None and ref.finished and outcome.finished:
+                detail = f"{fmt_ratio(outcome.rate / ref.rate)} the reference; " + detail
+            if outcome.finished:
+                detail += f"; {median([r['requests'] for r in outcome.finished]):.0f} requests"
+            label = f"{latency * 1000:.0f} ms, {name}: {CONTENDERS[contender]}"
+            rows.append(Row(label, value, detail))
 
-    small, large = scenarios[0].name, scenarios[1].name
-    ref_of_limit = [
-        results[s]["ref"].rate / results[s]["raw"].rate
-        for s in (small, large)
-        if results[s]["ref"].finished and results[s]["raw"].finished
+    def ratio(latency: float, name: str, a: str = "ours", b: str = "ref") -> float | None:
+        found = results.get((latency, name), {})
+        if a in found and b in found and found[a].finished and found[b].finished:
+            return found[a].rate / found[b].rate
+        return None
+
+    def requests(latency: float, name: str, contender: str) -> float:
+        runs = results[(latency, name)][contender].finished
+        return median([r["requests"] for r in runs]) if runs else float("nan")
+
+    shapes = ["100,000 uniform", "100,000 at 7 per ms", "100,000 bursty with gaps"]
+    at50 = [ratio(0.050, s) for s in shapes]
+    at0 = [ratio(0.0, s) for s in shapes]
+    growth = (
+        results[(0.0, "1,000,000 uniform")]["ours"].peak
+        - results[(0.0, "100,000 uniform")]["ours"].peak
+    )
+    every = [o for outcomes in results.values() for name, o in outcomes.items() if name != "raw"]
+    untied = [
+        o
+        for key, outcomes in results.items()
+        if "one ms" not in key[1]
+        for name, o in outcomes.items()
+        if name.startswith("ours")
     ]
-    ratios = [
-        results[s]["ours"].rate / results[s]["ref"].rate
-        for s in (small, large)
-        if results[s]["ref"].finished and results[s]["ours"].finished
-    ]
-    growth = results[large]["ours"].peak - results[small]["ours"].peak
-    ours_all = [results[s.name]["ours"] for s in scenarios[:3]]
-    worst = [o.lost_repeated() for o in ours_all]
-    all_done = all(len(o.finished) == len(o.runs) for o in ours_all)
-    ties = results[scenarios[3].name]
+    worst = [o.lost_repeated() for o in untied]
+    all_done = all(len(o.finished) == len(o.runs) for o in untied)
+    ties = results[(0.0, "1,500 entries in one ms")]
+    uniform_requests = requests(0.050, "100,000 uniform", "ours") / requests(
+        0.050, "100,000 uniform", "ours1"
+    )
+    del every
+
+    def show(values: list[float | None]) -> str:
+        return " / ".join("n/a" if v is None else fmt_ratio(v) for v in values)
+
     return Report(
         title="3. Log streaming",
         setup=(
             "each run in a fresh interpreter (peak RSS is the contender's own; the "
-            "reference's progress bar goes to /dev/null); entries seeded on a job that "
+            "reference's progress bar goes to /dev/null); the server is another process, "
+            "adding 0, 20 or 50 ms to every request; entries seeded on a job that "
             "never starts; streams are checked in constant memory (strictly descending "
             "(createTime, id) ⇒ no repeats; count = seeded ⇒ none lost). The limit pages "
-            "with raw httpx + json.loads and builds no models: the server's page rate."
+            "with raw httpx + json.loads and builds no models. Requests are counted by "
+            f"the server. Default concurrency: {DEFAULT_CONCURRENCY}."
         ),
         rows=rows,
         targets=[
             Target(
-                "≥ 2x the reference's throughput",
-                bool(ratios) and min(ratios) >= 2.0,
-                " / ".join(fmt_ratio(r) for r in ratios)
-                + f" ({small} / {large}); the reference already runs at "
-                + " / ".join(f"{r:.0%}" for r in ref_of_limit)
-                + " of the limit",
+                "50 ms: default ≥ 4x the reference's entries/s",
+                all(r is not None and r >= 4.0 for r in at50),
+                show(at50) + " (" + " / ".join(shapes) + ")",
             ),
             Target(
-                f"{large}: peak RSS within 20 MB of {small}",
-                growth <= 20.0,
-                f"+{growth:.1f} MB",
+                "0 ms: default ≥ 2x the reference's entries/s",
+                all(r is not None and r >= 2.0 for r in at0),
+                show(at0),
+            ),
+            Target(
+                "peak RSS growth 100,000 → 1,000,000 entries < 20 MB",
+                growth < 20.0,
+                f"+{growth:.1f} MB (default concurrency, 0 ms)",
+            ),
+            Target(
+                "requests ≤ 1.15x the sequential count (uniform)",
+                uniform_requests <= 1.15,
+                f"{uniform_requests:.3f}x (50 ms, 100,000 uniform)",
+            ),
+            Target(
+                "a log of at most one page costs ≤ 2 requests",
+                requests(0.0, "1,000 entries (one page)", "ours") <= 2,
+                f"{requests(0.0, '1,000 entries (one page)', 'ours'):.0f} requests",
             ),
             Target(
                 "zero entries lost or repeated",
@@ -191,9 +273,9 @@ def run(quick: bool) -> Report:
                 "≥ 1,000 entries in one ms: end, never loop",
                 bool(ties["ours"].runs) and ties["ours"].runs[0] is not None,
                 "ours: "
-                + ties["ours"].summary(scenarios[3].timeout)[0]
+                + ties["ours"].summary(15.0)[0]
                 + "; reference: "
-                + ties["ref"].summary(scenarios[3].timeout)[0],
+                + ties["ref"].summary(15.0)[0],
             ),
         ],
     )

@@ -14,7 +14,7 @@ from ._convert import structure, unstructure
 from ._datasets import Datasets
 from ._http import HTTPStats
 from ._jobs import Jobs
-from ._logs import LogCursor
+from ._logs import LogCursor, LogStream
 from ._runtime import Diagnostics, PollerDiagnostics
 from ._transport import TransportStats
 from ._version import __version__
@@ -137,6 +137,7 @@ __all__ = [
     "LogCursor",
     "LogLevel",
     "LogPagingError",
+    "LogStream",
     "LogsFilter",
     "NewEphemeralDeployment",
     "NexusConnectionError",

@@ -12,6 +12,10 @@ Built once, in this order (hooks registered later win, so order matters):
    (the PascalCase item counters) are looked up first in `_WIRE_NAMES`.
 5. `kind`-tagged unions (deployments, destinations) with an explicit tag table and
    an `Unknown*` fallback that keeps the raw JSON of kinds we don't know.
+
+It is built twice: `structure` decodes with the copy built without detailed
+validation, and only an answer that fails there is decoded again with the
+detailed one, whose error lists every bad path.
 """
 
 from __future__ import annotations
@@ -159,8 +163,8 @@ def _renames(cl: Any) -> dict[str, Any]:
     }
 
 
-def _build() -> cattrs.Converter:
-    conv = make_converter(forbid_extra_keys=False)
+def _build(detailed: bool = True) -> cattrs.Converter:
+    conv = make_converter(forbid_extra_keys=False, detailed_validation=detailed)
 
     conv.register_structure_hook(int, _strict_int)
     conv.register_structure_hook(float, _strict_float)
@@ -208,6 +212,36 @@ def _build() -> cattrs.Converter:
 
 
 converter: cattrs.Converter = _build()
+# The same hooks without cattrs' detailed validation, which collects every error
+# with its path and costs about as much as the decoding itself: the hot path.
+# Only when it fails is the answer decoded again by `converter`, for the message.
+_fast: cattrs.Converter = _build(detailed=False)
+
+
+def _log_entry_fast(o: Any, _: Any) -> m.JobLogEntry:
+    """`JobLogEntry` by hand, the same checks as the generated hook (the hot path of logs)."""
+    kind, create_time, ident = o["kind"], o["createTime"], o["id"]
+    level, item, status, time_ms = o["level"], o["item"], o["status"], o["timeMs"]
+    reason = o.get("reason", "")
+    if not (
+        type(kind) is str
+        and type(create_time) is int
+        and type(ident) is str
+        and type(level) is str
+        and type(item) is str
+        and type(status) is str
+        and type(reason) is str
+    ):
+        raise TypeError("a log entry field of the wrong type")
+    if type(time_ms) is not float:
+        time_ms = _strict_float(time_ms, float)
+    return m.JobLogEntry(
+        kind, create_time, ident, _LOG_LEVELS.get(level, level), item, status, time_ms, reason
+    )
+
+
+_LOG_LEVELS = {level.value: level for level in m.LogLevel}
+_fast.register_structure_hook(m.JobLogEntry, _log_entry_fast)
 
 
 def structure(data: Any, cls: type[T]) -> T:
@@ -217,6 +251,10 @@ def structure(data: Any, cls: type[T]) -> T:
         nexus_async.StructureError: `data` does not fit `cls`; the message lists every
             bad path. A number too large to convert raises it too, not `OverflowError`.
     """
+    try:
+        return _fast.structure(data, cls)
+    except Exception:  # whatever the fast hooks raise: the detailed ones say it properly
+        pass
     try:
         return converter.structure(data, cls)
     except (cattrs.BaseValidationError, TypeError, ValueError, KeyError, OverflowError) as exc:

@@ -50,7 +50,7 @@ import random
 import sys
 import time
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
@@ -64,9 +64,15 @@ from ._convert import structure
 from ._transport import SpreadTransport, TransportStats
 from ._version import __version__
 
-__all__ = ["HTTPCore", "HTTPStats", "Retry"]
+__all__ = ["TRACE", "HTTPCore", "HTTPStats", "Retry"]
 
 T = TypeVar("T")
+
+# An httpcore trace callback for the requests sent from the current context: the
+# log pager uses it to learn when its next request has been written.
+TRACE: ContextVar[Callable[[str, dict[str, Any]], Awaitable[None]] | None] = ContextVar(
+    "nexus_async_trace", default=None
+)
 
 logger = logging.getLogger("nexus_async")
 
@@ -407,8 +413,15 @@ class HTTPCore:
         A body declared larger is not read at all; one that is not declared (or
         lies) is read no further than the limit.
         """
+        trace = TRACE.get()
         request = self.client.build_request(
-            method, url, params=params, content=content, headers=headers, timeout=self._timeout
+            method,
+            url,
+            params=params,
+            content=content,
+            headers=headers,
+            timeout=self._timeout,
+            extensions=None if trace is None else {"trace": trace},
         )
         if isinstance(content, httpx.AsyncByteStream):
             # Sent as is, not through httpx's wrapper of iterables: an async generator

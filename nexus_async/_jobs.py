@@ -9,14 +9,14 @@ from typing import Any
 from . import _logs, _waiting
 from ._convert import unstructure
 from ._http import HTTPCore, Retry
+from ._logs import LogCursor, LogStream
 from ._resource import Collection
 from ._runtime import Runtime
-from ._validate import check_str
+from ._validate import check_int, check_str
 from ._waiting import AsCompleted, OnJob, OnProgress
 from .models import (
     DeleteResponse,
     Job,
-    JobLogEntry,
     JobLogs,
     JobStatusOverview,
     LogLevel,
@@ -145,8 +145,13 @@ class Jobs(Collection[Job]):
         )
 
     def get_all_logs(
-        self, job_id: str, logs_filter: LogsFilter | Mapping[str, Any] | None = None
-    ) -> AsyncGenerator[JobLogEntry, None]:
+        self,
+        job_id: str,
+        logs_filter: LogsFilter | Mapping[str, Any] | None = None,
+        *,
+        resume_from: LogCursor | str | None = None,
+        concurrency: int = _logs.DEFAULT_CONCURRENCY,
+    ) -> LogStream:
         """Every log entry of the job matching the filter, newest first, each exactly once.
 
         Pages backwards with `beforeTime`. Entries that share a millisecond with the
@@ -156,13 +161,29 @@ class Jobs(Collection[Job]):
         tell whether more follow in it: `LogPagingError` is raised rather than
         looping or skipping entries.
 
-        Inside `async with AsyncClient(...)`, the next page is fetched while the
-        caller consumes the current one (a task owned by the client, cancelled when
-        the iterator is closed); otherwise pages are fetched inline.
+        Inside `async with AsyncClient(...)`, pages are fetched ahead by tasks owned
+        by the client (cancelled when the iterator is closed): `concurrency`
+        requests in flight, on disjoint time slices merged back in order (a
+        millisecond is never split between slices), with a bounded buffer. With
+        `concurrency=1` one request at a time, the next one in flight while the
+        caller decodes and consumes the current page. Outside `async with`, pages
+        are fetched inline, one at a time.
+
+        The stream's `cursor` is the position after the last entry yielded; an
+        error that ends the stream carries it too (`exc.cursor`, after the client's
+        retry policy gave up). Passing it (or `str(cursor)`) as `resume_from`, with
+        the same filter, continues exactly after that entry, in any client.
 
         Args:
             job_id: The job.
             logs_filter: As for `get_logs`; `max_entries` is the page size.
+            resume_from: A cursor of an earlier `get_all_logs` stream to continue.
+            concurrency: Requests in flight inside `async with`, 1..64; the default
+                (8) is where the log benchmark stops gaining at 20-50 ms latency.
+
+        Raises:
+            ValidationError: a bad argument (before any request).
+            LogPagingError: a page or more of entries share one millisecond.
 
         Example:
             async for entry in jobs.get_all_logs(job_id, {"min_level": "Error"}):
@@ -170,7 +191,32 @@ class Jobs(Collection[Job]):
         """
         self._path(job_id)
         flt = LogsFilter.coerce(logs_filter)
-        return _logs.all_logs(lambda f: self.get_logs(job_id, f), job_id, flt, self._runtime)
+        start = _logs.resume_cursor(resume_from, forward=False)
+        check_int(concurrency, "concurrency", minimum=1, maximum=_logs.MAX_CONCURRENCY)
+        return _logs.all_logs(
+            self._logs_json(job_id),
+            self._logs_url(job_id),
+            job_id,
+            flt,
+            self._runtime,
+            start,
+            concurrency,
+        )
+
+    def _logs_json(self, job_id: str) -> _logs.FetchLogs:
+        """A fetch of one logs answer as JSON, its entries left for the stream to decode."""
+        path = self._path(job_id, "/logs")
+
+        async def fetch(flt: LogsFilter) -> Any:
+            params = flt.to_params()
+            return await self._http.request(
+                "GET", path, into=dict, retry=Retry.IDEMPOTENT, params=params
+            )
+
+        return fetch
+
+    def _logs_url(self, job_id: str) -> str:
+        return self._http.base_url + self._path(job_id, "/logs")
 
     def watch(
         self,
@@ -330,7 +376,8 @@ class Jobs(Collection[Job]):
         min_level: LogLevel | str | None = None,
         after_time: int | None = None,
         timeout: float | None = 36_000.0,
-    ) -> AsyncGenerator[JobLogEntry, None]:
+        resume_from: LogCursor | str | None = None,
+    ) -> LogStream:
         """Yield the job's log entries oldest first as they appear, ending once it is finished.
 
         Each poll pages through everything newer than the last entry yielded
@@ -347,6 +394,9 @@ class Jobs(Collection[Job]):
                 job's first entry.
             timeout: Seconds before `WaitTimeoutError` (carrying the last snapshot of
                 the job); None follows without limit.
+            resume_from: The `cursor` of an earlier `follow_logs` stream (or its
+                string), to continue exactly after its last entry; not with
+                `after_time`.
 
         Raises:
             WaitTimeoutError: the job is still running at the deadline.
@@ -358,11 +408,13 @@ class Jobs(Collection[Job]):
         """
         return _logs.follow_logs(
             lambda: self._fetch(job_id),
-            lambda f: self.get_logs(job_id, f),
+            self._logs_json(job_id),
+            self._logs_url(job_id),
             job_id,
             interval=interval,
             min_level=min_level,
             after_time=after_time,
             timeout=timeout,
             outage_budget=self._outage_budget,
+            resume_from=_logs.resume_cursor(resume_from, forward=True),
         )

@@ -5,20 +5,38 @@ The API pages logs by time alone: `beforeTime` (inclusive) and `afterTime`
 boundaries, so a walk must re-read the boundary millisecond and skip the entries
 it already yielded there. `LogCursor` is that position, the one place where ties
 are broken: a time bound plus the IDs already yielded at it. It walks newest
-first (paging back) or oldest first (following). It is an immutable value, so a
-walk can be resumed from any cursor it has produced.
+first (paging back) or oldest first (following). It is an immutable value that
+serializes to a short string, so a walk can be resumed from any cursor it has
+produced, in another client or process.
+
+`LogStream` is what the log methods return: an async iterator that knows the
+cursor after the last entry it yielded, and attaches it (as `exc.cursor`) to any
+error that ends the stream.
+
+Inside `async with AsyncClient()`, `get_all_logs` fetches in a background task
+of the client: with one request at a time (`_pipelined`), the next page's
+request is written before the current page is handed to the consumer, which
+decodes it meanwhile; with more (`_ParallelWalk`), disjoint time slices are paged
+concurrently and merged back in order. Outside, `log_pages` runs inline.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import collections
 import contextlib
+import json
 import math
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from typing import Any
 
 import anyio
 import attrs
 
 from . import errors
+from ._convert import structure
+from ._http import TRACE
 from ._poll import TRANSIENT, Outage, check_timeout, poll_backoff
 from ._runtime import Runtime
 from ._validate import check_id
@@ -26,13 +44,33 @@ from ._waiting import wait_timeout_error
 from .models import Job, JobLogEntry, JobLogs, LogLevel
 from .options import MAX_PAGE, LogsFilter
 
-__all__ = ["LogCursor", "all_logs", "follow_logs", "log_pages"]
+__all__ = [
+    "LogCursor",
+    "LogStream",
+    "Page",
+    "all_logs",
+    "follow_logs",
+    "log_pages",
+    "resume_cursor",
+]
 
 
-FetchLogs = Callable[[LogsFilter], Awaitable[JobLogs]]
+# One answer of the logs endpoint, as parsed JSON: entries are decoded by whoever
+# consumes them, so that the next request is already in flight meanwhile.
+FetchLogs = Callable[[LogsFilter], Awaitable[Any]]
 
 # Longest wait, when an iterator is closed, for its background task to end.
 _STOP_SECONDS = 5.0
+
+# Requests `get_all_logs` keeps in flight by default (inside `async with`), and at
+# most. The default is bench_logs' choice: at 20-50 ms per request 8 slices in
+# flight give most of the gain, at little more memory than one.
+DEFAULT_CONCURRENCY = 8
+MAX_CONCURRENCY = 64
+
+# A serialized cursor: this prefix (its format version), then base64url of compact
+# JSON `[direction, time, seen ids]`.
+_CURSOR_PREFIX = "nxlc1."
 
 
 @attrs.frozen
@@ -78,75 +116,553 @@ class LogCursor:
             entries: An answer to `query()`, in walk order (newest first when paging
                 back, oldest first when following).
         """
-        fresh = [e for e in entries if self._ahead(e)]
-        if not fresh:
-            return fresh, self
-        last = fresh[-1].create_time
-        ids = frozenset(e.id for e in fresh if e.create_time == last)
-        seen = self.seen | ids if last == self.time else ids
-        return fresh, attrs.evolve(self, time=last, seen=seen)
+        keep, cursor = self.advance_keys([(e.create_time, e.id) for e in entries])
+        return [entries[i] for i in keep], cursor
 
-    def _ahead(self, entry: JobLogEntry) -> bool:
-        if self.time is None:
-            return True
-        if entry.create_time == self.time:
-            return entry.id not in self.seen
-        return (entry.create_time > self.time) == self.forward
+    def advance_keys(self, keys: Sequence[tuple[int, str]]) -> tuple[list[int], LogCursor]:
+        """`advance` on `(create_time, id)` keys: the indices not yet yielded, and the cursor."""
+        time, seen, forward = self.time, self.seen, self.forward
+        if time is None:
+            keep = list(range(len(keys)))
+        else:
+            keep = [
+                i
+                for i, (t, ident) in enumerate(keys)
+                if (ident not in seen if t == time else (t > time) == forward)
+            ]
+        if not keep:
+            return keep, self
+        last = keys[keep[-1]][0]
+        ids = frozenset(keys[i][1] for i in keep if keys[i][0] == last)
+        return keep, attrs.evolve(self, time=last, seen=seen | ids if last == time else ids)
+
+    def __str__(self) -> str:
+        """The cursor as a short versioned string; `LogCursor.parse` reads it back."""
+        payload = ["f" if self.forward else "b", self.time, sorted(self.seen)]
+        raw = json.dumps(payload, separators=(",", ":")).encode()
+        return _CURSOR_PREFIX + base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    @classmethod
+    def parse(cls, text: str) -> LogCursor:
+        """Read back a cursor written by `str(cursor)`.
+
+        Raises:
+            ValidationError: `text` is not a cursor of this format version.
+        """
+        if not isinstance(text, str) or not text.startswith(_CURSOR_PREFIX):
+            raise errors.ValidationError(f"not a log cursor (got {text!r:.80})")
+        body = text[len(_CURSOR_PREFIX) :]
+        try:
+            raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+            payload: Any = json.loads(raw)
+        except (binascii.Error, ValueError):
+            raise errors.ValidationError(f"a malformed log cursor (got {text!r:.80})") from None
+        match payload:
+            case [("f" | "b") as way, (None | int()) as time, list(seen)] if (
+                not isinstance(time, bool)
+                and (time is None or time >= 0)
+                and all(isinstance(i, str) for i in seen)
+                and (time is not None or not seen)
+            ):
+                return cls(time=time, seen=frozenset(seen), forward=way == "f")
+        raise errors.ValidationError(f"a malformed log cursor (got {text!r:.80})")
+
+
+@attrs.frozen
+class Page:
+    """The fresh entries of one answer, still JSON, and the answer they came in."""
+
+    raw: list[Any]
+    payload: Any
+    url: str
+
+    def decode(self) -> list[JobLogEntry]:
+        """The entries as models.
+
+        Raises:
+            ResponseDecodeError: the answer does not fit `JobLogs` (the message
+                names the bad paths within the whole answer).
+        """
+        try:
+            return structure(self.raw, list[JobLogEntry])
+        except errors.StructureError:
+            raise _decode_error(self.payload, self.url) from None
+
+
+def _decode_error(payload: Any, url: str) -> errors.ResponseDecodeError:
+    """The error for an answer that does not fit `JobLogs`, as the HTTP layer words it."""
+    try:
+        structure(payload, JobLogs)
+    except errors.StructureError as exc:
+        error = errors.ResponseDecodeError(str(exc), method="GET", url=url, status=200)
+        error.__cause__ = exc
+        return error
+    return errors.ResponseDecodeError(  # a shape the fast path does not take
+        "unexpected response shape: $.entries", method="GET", url=url, status=200
+    )
+
+
+def _keys(payload: Any, url: str) -> tuple[list[Any], list[tuple[int, str]]]:
+    """An answer's entries (JSON) and their `(create_time, id)` keys, checked for type.
+
+    Raises:
+        ResponseDecodeError: the answer is not a page of log entries.
+    """
+    try:
+        entries = payload["entries"]
+        keys = [(e["createTime"], e["id"]) for e in entries]
+    except (TypeError, KeyError, IndexError):
+        raise _decode_error(payload, url) from None
+    if type(entries) is not list or not all(type(t) is int and type(i) is str for t, i in keys):
+        raise _decode_error(payload, url)
+    return entries, keys
+
+
+def resume_cursor(value: LogCursor | str | None, *, forward: bool) -> LogCursor | None:
+    """`resume_from` as a cursor of the walk's direction (a string is parsed).
+
+    Raises:
+        ValidationError: not a cursor, or one of the other direction.
+    """
+    if value is None:
+        return None
+    cursor = LogCursor.parse(value) if isinstance(value, str) else value
+    if not isinstance(cursor, LogCursor):
+        raise errors.ValidationError(
+            f"`resume_from` must be a LogCursor or its string (got {value!r:.80})"
+        )
+    if cursor.forward != forward:
+        raise errors.ValidationError(
+            "`resume_from` is a cursor of "
+            + ("`follow_logs`" if cursor.forward else "`get_all_logs`")
+            + "; resume it with the method that produced it"
+        )
+    return cursor
+
+
+class LogStream:
+    """The entries of a log walk, one by one, with the cursor after the last one yielded.
+
+    Use it as `async for entry in stream`, and close it (`aclose()`, or
+    `contextlib.aclosing`) when leaving early. An error that ends the stream
+    carries `cursor` (`exc.cursor`): a new stream resumed from it, in any client,
+    continues exactly after the last entry this one yielded.
+    """
+
+    def __init__(
+        self, pages: AsyncGenerator[Page | list[JobLogEntry], None], start: LogCursor
+    ) -> None:
+        self._pages = pages
+        self._base = start  # the cursor before the current page
+        self._page: list[JobLogEntry] = []
+        self._index = 0  # entries of the current page yielded
+
+    @property
+    def cursor(self) -> LogCursor:
+        """The position after the last entry yielded (the start, before the first)."""
+        if self._index == 0:
+            return self._base
+        page, index = self._page, self._index - 1
+        last = page[index].create_time
+        start = index
+        while start > 0 and page[start - 1].create_time == last:
+            start -= 1
+        ids = frozenset(e.id for e in page[start : index + 1])
+        if start == 0 and self._base.time == last:
+            ids |= self._base.seen
+        return attrs.evolve(self._base, time=last, seen=ids)
+
+    def __aiter__(self) -> LogStream:
+        return self
+
+    async def __anext__(self) -> JobLogEntry:
+        while self._index >= len(self._page):
+            try:
+                page = await self._pages.__anext__()
+                entries = page if isinstance(page, list) else page.decode()
+            except errors.NexusError as exc:
+                exc.cursor = self.cursor
+                raise
+            self._base = self.cursor
+            self._page, self._index = entries, 0
+        self._index += 1
+        return self._page[self._index - 1]
+
+    async def aclose(self) -> None:
+        """Stop the walk; any request it has in flight is cancelled before this returns."""
+        await self._pages.aclose()
+
+
+class _Pager:
+    """The logic of one walk back through a log: which query is next, what is new.
+
+    Args:
+        url: The endpoint's URL, for errors.
+        job_id: The job, for messages.
+        flt: The walk's filter; `max_entries` is the page size.
+        start: Where to begin (default: `flt.before_time`).
+    """
+
+    def __init__(
+        self, url: str, job_id: str, flt: LogsFilter, start: LogCursor | None = None
+    ) -> None:
+        self._url = url
+        self._job_id = job_id
+        self._page_size = flt.max_entries or MAX_PAGE
+        self._base = attrs.evolve(flt, max_entries=self._page_size)
+        self.cursor = LogCursor.newest_first(flt.before_time) if start is None else start
+        #: The next request's filter; None once the walk is over.
+        self.query: LogsFilter | None = self.cursor.query(self._base)
+
+    def take(self, payload: Any) -> Page | None:
+        """The new entries of the answer to `query` (None: none), and the next `query`.
+
+        Only the entries' keys are read here; decoding them is left to the consumer.
+
+        Raises:
+            LogPagingError: a full page shares one millisecond with entries already
+                yielded, so paging by time cannot get past it without losing entries.
+            ResponseDecodeError: an answer that is not a page of log entries.
+        """
+        entries, keys = _keys(payload, self._url)
+        keep, self.cursor = self.cursor.advance_keys(keys)
+        self.query = None
+        if len(keys) == self._page_size:
+            if not keep:
+                oldest = keys[-1][0]
+                raise errors.LogPagingError(
+                    f"{self._page_size} or more log entries of job {self._job_id} share "
+                    f"the millisecond {oldest}; paging by time cannot get past them "
+                    "without losing entries (narrow the query with min_level or before_time)",
+                    job_id=self._job_id,
+                    create_time=oldest,
+                )
+            self.query = self.cursor.query(self._base)
+        if not keep:
+            return None
+        fresh = entries if len(keep) == len(entries) else [entries[i] for i in keep]
+        return Page(fresh, payload, self._url)
 
 
 async def log_pages(
-    fetch: FetchLogs, job_id: str, flt: LogsFilter
-) -> AsyncGenerator[list[JobLogEntry], None]:
-    """The new entries of each page back through the log, newest first.
+    fetch: FetchLogs, url: str, job_id: str, flt: LogsFilter, start: LogCursor | None = None
+) -> AsyncGenerator[Page, None]:
+    """The new entries of each page back through the log, newest first, one request at a time.
+
+    Args:
+        fetch: One answer of the job's logs endpoint for a filter, as JSON.
+        url: The endpoint's URL, for errors.
+        job_id: The job, for messages.
+        flt: The walk's filter; `max_entries` is the page size.
+        start: Where to resume (default: `flt.before_time`).
 
     Raises:
-        LogPagingError: a full page shares one millisecond with entries already
-            yielded, so paging by time cannot get past it without losing entries.
+        LogPagingError: see `_Pager.take`.
+        ResponseDecodeError: an answer that is not a page of log entries.
     """
-    page_size = flt.max_entries or MAX_PAGE
-    base = attrs.evolve(flt, max_entries=page_size)
-    cursor = LogCursor.newest_first(flt.before_time)
+    pager = _Pager(url, job_id, flt, start)
+    while pager.query is not None:
+        page = pager.take(await fetch(pager.query))
+        if page is not None:
+            yield page
+
+
+class _Ahead:
+    """One request sent ahead: `written` is set once it is on the wire (or over)."""
+
+    def __init__(self, fetch: FetchLogs, query: LogsFilter) -> None:
+        self._fetch = fetch
+        self._query = query
+        self.written = anyio.Event()
+        self._result: Any = None
+        self._error: Exception | None = None
+
+    async def run(self) -> None:
+        async def trace(event: str, info: dict[str, Any]) -> None:
+            if event.endswith("send_request_body.complete"):
+                self.written.set()
+
+        TRACE.set(trace)  # this task's own context: only its requests are traced
+        try:
+            self._result = await self._fetch(self._query)
+        except Exception as exc:  # re-raised by `result()`, never into the task group
+            self._error = exc
+        finally:
+            self.written.set()
+
+    def result(self) -> Any:
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+
+async def _pipelined(
+    fetch: FetchLogs, pager: _Pager, emit: Callable[[Page], Awaitable[None]]
+) -> None:
+    """Walk with `pager`, handing each page to `emit` once the next request is written.
+
+    So the request for page n+1 is in flight while page n is decoded and consumed.
+    """
+    assert pager.query is not None
+    payload = await fetch(pager.query)
     while True:
-        entries = (await fetch(cursor.query(base))).entries
-        fresh, cursor = cursor.advance(entries)
-        if fresh:
-            yield fresh
-        if len(entries) < page_size:
+        page = pager.take(payload)
+        if pager.query is None:
+            if page is not None:
+                await emit(page)
             return
-        if not fresh:
-            oldest = entries[-1].create_time
+        ahead = _Ahead(fetch, pager.query)
+        refused: Exception | None = None  # raised past the group, so never wrapped in a group
+        async with anyio.create_task_group() as group:
+            group.start_soon(ahead.run)
+            await ahead.written.wait()
+            if page is not None:
+                try:
+                    await emit(page)
+                except Exception as exc:
+                    refused = exc
+                    group.cancel_scope.cancel()
+        if refused is not None:
+            raise refused
+        payload = ahead.result()
+
+
+class _Slice:
+    """A time slice of a parallel walk: entries in `(lower, cursor]`, paged newest first.
+
+    `lower` is exclusive (None: the filter's own bound); it only ever rises, when
+    an idle worker splits the slice. Pages wait in `pages` until the slices ahead
+    of this one have been emitted; an error ends the slice at its place in order.
+    """
+
+    def __init__(self, pager_base: LogsFilter, cursor: LogCursor, lower: int | None) -> None:
+        self.base = pager_base
+        self.cursor = cursor
+        self.lower = lower
+        self.pages: collections.deque[Page] = collections.deque()
+        self.busy = False  # a request of this slice is in flight
+        self.done = False
+        self.error: Exception | None = None
+
+    def query(self) -> LogsFilter:
+        return self.cursor.query(attrs.evolve(self.base, after_time=self.lower))
+
+
+class _ParallelWalk:
+    """Disjoint time slices of one log paged by `concurrency` workers, merged in order.
+
+    A millisecond is never split between slices, so the one tie rule (`LogCursor`)
+    applies inside each. It begins as one slice; once an answer has shown how
+    many milliseconds a page spans, an idle worker splits the slice nearest the
+    front that is still open below its request in flight, a page's span below that
+    request's `before_time` (a little less): the request then most likely finishes
+    the old slice, and the new one starts at once. Workers take the slice nearest the consumer
+    first, and only while fewer than `budget` pages are buffered or in flight up
+    to it (counted in output order), so memory is bounded and far slices never
+    starve the front. Requests in flight grow with the full pages answered (a
+    slow start), so a log of one page costs what paging it sequentially would.
+    """
+
+    def __init__(
+        self,
+        fetch: FetchLogs,
+        url: str,
+        job_id: str,
+        flt: LogsFilter,
+        start: LogCursor,
+        concurrency: int,
+    ) -> None:
+        self._fetch = fetch
+        self._url = url
+        self._job_id = job_id
+        self._page_size = flt.max_entries or MAX_PAGE
+        base = attrs.evolve(flt, max_entries=self._page_size)
+        self._slices = [_Slice(base, start, flt.after_time)]
+        self._concurrency = concurrency
+        self._budget = 2 * concurrency
+        self._span: int | None = None  # milliseconds the latest full page covered
+        # Once the open-ended slice has been answered in full: no entry is older
+        # than this, so no slice is split off below it.
+        self._oldest = -1
+        self._full = 0  # full pages answered
+        self._changed = anyio.Event()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def run(self, emit: Callable[[Page], Awaitable[None]]) -> None:
+        """Page the log with the workers, handing `emit` each page in output order."""
+        refused: Exception | None = None  # raised past the group, never wrapped in one
+        async with anyio.create_task_group() as group:
+            for _ in range(self._concurrency):
+                group.start_soon(self._work)
+            try:
+                await self._emit_all(emit)
+            except Exception as exc:
+                refused = exc
+            group.cancel_scope.cancel()
+        if refused is not None:
+            raise refused
+
+    async def _emit_all(self, emit: Callable[[Page], Awaitable[None]]) -> None:
+        slices = self._slices
+        while slices:
+            front = slices[0]
+            if front.pages:
+                page = front.pages.popleft()
+                self._notify()
+                await emit(page)
+            elif front.done:
+                if front.error is not None:
+                    raise front.error
+                slices.pop(0)
+                self._notify()
+            else:
+                await self._changed.wait()
+
+    def _pick(self) -> _Slice | None:
+        """The slice to request next (marked busy), or None to wait for a change."""
+        # Slow start: no more requests in flight than full pages seen, so a short
+        # log costs no more requests than paging it one at a time would.
+        if sum(piece.busy for piece in self._slices) >= max(1, self._full):
+            return None
+        ahead = 0  # pages buffered or in flight up to here, in output order
+        for piece in self._slices:
+            ahead += len(piece.pages) + piece.busy
+            if ahead >= self._budget:
+                return None
+            if not piece.done and not piece.busy:
+                piece.busy = True
+                return piece
+        return self._split()
+
+    def _split(self) -> _Slice | None:
+        """A new slice split off the front-most busy slice still open below its request."""
+        span = self._span
+        if span is None:
+            return None
+        ahead = 0
+        for index, piece in enumerate(self._slices):
+            ahead += len(piece.pages) + piece.busy
+            if ahead >= self._budget:
+                return None
+            top = piece.cursor.time
+            if piece.done or top is None:
+                continue
+            # Just above where the request in flight should end, so that it most
+            # likely completes the old slice (its entries past the point are dropped).
+            point = top - span + max(1, span // 16)
+            floor = self._oldest if piece.lower is None else piece.lower
+            if not floor < point < top:
+                continue
+            new = _Slice(piece.base, LogCursor.newest_first(point), piece.lower)
+            piece.lower = point
+            new.busy = True
+            self._slices.insert(index + 1, new)
+            return new
+        return None
+
+    async def _work(self) -> None:
+        while True:
+            if all(piece.done for piece in self._slices):
+                return
+            piece = self._pick()
+            if piece is None:
+                await self._changed.wait()
+                continue
+            try:
+                lower = piece.lower  # the request's own lower bound (a split may raise it)
+                page = self._take(piece, await self._fetch(piece.query()), lower)
+            except Exception as exc:  # the slice ends there; raised in order by the emitter
+                piece.error, piece.done = exc, True
+            else:
+                if page is not None:
+                    piece.pages.append(page)
+            piece.busy = False
+            self._notify()
+
+    def _take(self, piece: _Slice, payload: Any, sent_lower: int | None) -> Page | None:
+        """The new entries of `piece` in an answer, advancing its cursor; marks it done.
+
+        An answer short of a page covered its whole request: with no lower bound
+        (`sent_lower` None) it shows where the log begins, else how sparse the log
+        is there, which widens the slices split off next (so a sparse stretch is
+        not cut into many requests of a few entries each).
+
+        Raises:
+            LogPagingError: as `_Pager.take`.
+            ResponseDecodeError: an answer that is not a page of log entries.
+        """
+        entries, keys = _keys(payload, self._url)
+        full = len(keys) == self._page_size
+        top = piece.cursor.time
+        if full:
+            self._full += 1
+            self._span = max(1, keys[0][0] - keys[-1][0] + 1)
+        elif sent_lower is None:
+            oldest = keys[-1][0] if keys else top
+            self._oldest = max(self._oldest, oldest or 0)
+        elif top is not None and self._span is not None:
+            # A page's worth of entries at this density would span this many ms;
+            # grown at most 16-fold at a time, a burst's full page brings it back.
+            sparse = (top - sent_lower) * self._page_size // max(1, len(keys))
+            self._span = max(self._span, min(sparse, 16 * self._span))
+        lower = piece.lower
+        reached = False  # the answer went past the slice's (possibly raised) lower bound
+        if lower is not None and keys and keys[-1][0] <= lower:
+            reached = True
+            cut = next(i for i, (t, _) in enumerate(keys) if t <= lower)
+            entries, keys = entries[:cut], keys[:cut]
+        keep, piece.cursor = piece.cursor.advance_keys(keys)
+        if reached or not full:
+            piece.done = True
+        elif not keep:
+            oldest = keys[-1][0]
             raise errors.LogPagingError(
-                f"{page_size} or more log entries of job {job_id} share the "
-                f"millisecond {oldest}; paging by time cannot get past them without "
-                "losing entries (narrow the query with min_level or before_time)",
-                job_id=job_id,
+                f"{self._page_size} or more log entries of job {self._job_id} share "
+                f"the millisecond {oldest}; paging by time cannot get past them "
+                "without losing entries (narrow the query with min_level or before_time)",
+                job_id=self._job_id,
                 create_time=oldest,
             )
+        if not keep:
+            return None
+        fresh = entries if len(keep) == len(entries) else [entries[i] for i in keep]
+        return Page(fresh, payload, self._url)
 
 
 def all_logs(
-    fetch: FetchLogs, job_id: str, flt: LogsFilter, runtime: Runtime
-) -> AsyncGenerator[JobLogEntry, None]:
-    """Every entry, newest first, fetching ahead in the background when the runtime can."""
-    pages = log_pages(fetch, job_id, flt)
-    if runtime.in_background:
-        return _prefetched(pages, runtime)
-    return _flatten(pages)
+    fetch: FetchLogs,
+    url: str,
+    job_id: str,
+    flt: LogsFilter,
+    runtime: Runtime,
+    resume_from: LogCursor | None = None,
+    concurrency: int = 1,
+) -> LogStream:
+    """Every entry, newest first, fetching ahead in the background when the runtime can.
 
-
-async def _flatten(
-    pages: AsyncGenerator[list[JobLogEntry], None],
-) -> AsyncGenerator[JobLogEntry, None]:
-    async with contextlib.aclosing(pages):
-        async for page in pages:
-            for entry in page:
-                yield entry
+    In the background, `concurrency` requests are in flight (time slices paged in
+    parallel, merged in order; with 1, the next page's request is in flight while
+    the caller decodes and consumes the current one); otherwise one request at a
+    time, inline.
+    """
+    start = LogCursor.newest_first(flt.before_time) if resume_from is None else resume_from
+    if not runtime.in_background:
+        return LogStream(log_pages(fetch, url, job_id, flt, start), start)
+    if concurrency == 1:
+        pager = _Pager(url, job_id, flt, start)
+        return LogStream(_prefetched(lambda emit: _pipelined(fetch, pager, emit), runtime), start)
+    walk = _ParallelWalk(fetch, url, job_id, flt, start, concurrency)
+    return LogStream(_prefetched(walk.run, runtime), start)
 
 
 async def _prefetched(
-    pages: AsyncGenerator[list[JobLogEntry], None], runtime: Runtime
-) -> AsyncGenerator[JobLogEntry, None]:
-    """Yield from `pages` while a background task of the client fetches ahead.
+    produce_pages: Callable[[Callable[[Page], Awaitable[None]]], Awaitable[None]],
+    runtime: Runtime,
+) -> AsyncGenerator[Page, None]:
+    """Yield the pages `produce_pages` emits, which runs as a background task of the client.
 
     The producer never runs in a scope held across our `yield`; it hands pages
     (or its exception) over a one-slot stream and is cancelled when this
@@ -155,7 +671,7 @@ async def _prefetched(
     without the producer having finished, the client closed under us.
     """
     runtime.check_open()  # before anything needs closing
-    send, receive = anyio.create_memory_object_stream["list[JobLogEntry] | BaseException"](1)
+    send, receive = anyio.create_memory_object_stream["Page | BaseException"](1)
     scope = anyio.CancelScope()
     ended = anyio.Event()
     done = False
@@ -166,8 +682,7 @@ async def _prefetched(
             with scope:
                 async with send:
                     try:
-                        async for page in pages:
-                            await send.send(page)
+                        await produce_pages(send.send)
                         done = True
                     except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                         pass
@@ -176,9 +691,6 @@ async def _prefetched(
                             anyio.BrokenResourceError, anyio.ClosedResourceError
                         ):
                             await send.send(exc)
-                    finally:
-                        with anyio.CancelScope(shield=True):
-                            await pages.aclose()
         finally:
             ended.set()
 
@@ -188,8 +700,7 @@ async def _prefetched(
             async for item in receive:
                 if isinstance(item, BaseException):
                     raise item
-                for entry in item:
-                    yield entry
+                yield item
         if not done:
             raise errors.ClientClosedError("the AsyncClient closed while reading logs")
     finally:
@@ -201,9 +712,10 @@ async def _prefetched(
                 await ended.wait()
 
 
-async def follow_logs(
+def follow_logs(
     fetch_job: Callable[[], Awaitable[Job]],
     fetch: FetchLogs,
+    url: str,
     job_id: str,
     *,
     interval: float,
@@ -211,44 +723,52 @@ async def follow_logs(
     after_time: int | None,
     timeout: float | None,
     outage_budget: float | None,
-) -> AsyncGenerator[JobLogEntry, None]:
+    resume_from: LogCursor | None = None,
+) -> LogStream:
     """Entries oldest first as they appear, ending once the job is finished; see `Jobs`."""
     check_id(job_id, "batchjob_", "job_id")  # checked before the first request
     backoff = poll_backoff(interval)
     check_timeout(timeout)
+    if resume_from is not None and after_time is not None:
+        raise errors.ValidationError("give `after_time` or `resume_from`, not both")
     base = LogsFilter(min_level=min_level, after_time=after_time)
-    cursor = LogCursor.oldest_first(base.after_time)
-    deadline = None if timeout is None else anyio.current_time() + timeout
-    outage = Outage(f"the logs of {job_id}", outage_budget)
-    last: Job | None = None
-    step = 0
-    while True:
-        remaining = math.inf if deadline is None else deadline - anyio.current_time()
-        if remaining <= 0:
-            raise wait_timeout_error(job_id, timeout, last)
-        finished = False
-        fresh: list[JobLogEntry] = []
-        # The cancel scope covers only the poll, never a `yield` (anyio's rule).
-        with anyio.move_on_after(remaining):
-            started = anyio.current_time()
-            try:
-                job = await fetch_job()
-                pages = log_pages(fetch, job_id, cursor.query(base))
-                async with contextlib.aclosing(pages):
-                    batch = [entry async for page in pages for entry in page]
-            except TRANSIENT as exc:
-                outage.failed(exc, started)
-            else:
-                outage.succeeded()
-                last, finished = job, job.is_finished
-                batch.reverse()  # oldest first
-                fresh, cursor = cursor.advance(batch)
-        for entry in fresh:
-            yield entry
-        if finished:
-            return
-        step = max(0, step - 1) if fresh else step + 1
-        delay = backoff.delay(step)
-        if deadline is not None:
-            delay = min(delay, max(0.0, deadline - anyio.current_time()))
-        await anyio.sleep(delay)
+    start = LogCursor.oldest_first(base.after_time) if resume_from is None else resume_from
+
+    async def batches() -> AsyncGenerator[Page | list[JobLogEntry], None]:
+        cursor = start
+        deadline = None if timeout is None else anyio.current_time() + timeout
+        outage = Outage(f"the logs of {job_id}", outage_budget)
+        last: Job | None = None
+        step = 0
+        while True:
+            remaining = math.inf if deadline is None else deadline - anyio.current_time()
+            if remaining <= 0:
+                raise wait_timeout_error(job_id, timeout, last)
+            finished = False
+            fresh: list[JobLogEntry] = []
+            # The cancel scope covers only the poll, never a `yield` (anyio's rule).
+            with anyio.move_on_after(remaining):
+                started = anyio.current_time()
+                try:
+                    job = await fetch_job()
+                    pages = log_pages(fetch, url, job_id, cursor.query(base))
+                    async with contextlib.aclosing(pages):
+                        batch = [entry async for page in pages for entry in page.decode()]
+                except TRANSIENT as exc:
+                    outage.failed(exc, started)
+                else:
+                    outage.succeeded()
+                    last, finished = job, job.is_finished
+                    batch.reverse()  # oldest first
+                    fresh, cursor = cursor.advance(batch)
+            if fresh:
+                yield fresh
+            if finished:
+                return
+            step = max(0, step - 1) if fresh else step + 1
+            delay = backoff.delay(step)
+            if deadline is not None:
+                delay = min(delay, max(0.0, deadline - anyio.current_time()))
+            await anyio.sleep(delay)
+
+    return LogStream(batches(), start)

@@ -32,7 +32,8 @@ The hierarchy::
 Errors that concern one HTTP exchange (`APIError`) carry `method`, `url` (never the
 secret key, which travels only in a header), `status` (or None), the server's
 `message` and `code`, the `response` when there was one (its request's secret-key
-header redacted), and how many `attempts` were made.
+header redacted), and how many `attempts` were made. An error that ends a log
+stream carries `cursor`, where a new stream can resume.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import httpx
 
+    from ._logs import LogCursor
     from .models import Dataset, Job
 
 __all__ = [
@@ -76,6 +78,10 @@ __all__ = [
 
 class NexusError(Exception):
     """Base class of every exception raised by nexus_async."""
+
+    #: Set when the error ended a log stream (`get_all_logs`, `follow_logs`): the
+    #: position after its last entry yielded, to pass as `resume_from`.
+    cursor: LogCursor | None = None
 
 
 class ValidationError(NexusError, ValueError):

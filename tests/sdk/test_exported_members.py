@@ -58,6 +58,7 @@ EXPORTED = [
     "LogCursor",
     "LogLevel",
     "LogPagingError",
+    "LogStream",
     "LogsFilter",
     "NewEphemeralDeployment",
     "NexusConnectionError",
@@ -125,6 +126,7 @@ def test_types_public_calls_hand_out_are_exported() -> None:
         nexus_async.Diagnostics,  # client.diagnostics()
         nexus_async.PollerDiagnostics,
         nexus_async.LogCursor,
+        nexus_async.LogStream,  # jobs.get_all_logs(), jobs.follow_logs()
     ]
     for cls in handed_out:
         assert cls.__name__ in nexus_async.__all__

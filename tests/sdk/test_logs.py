@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from nexus_async import JobLogEntry, JobLogs, LogCursor, LogPagingError, LogsFilter
+from nexus_async import (
+    JobLogEntry,
+    JobLogs,
+    LogCursor,
+    LogPagingError,
+    LogsFilter,
+    ResponseDecodeError,
+    unstructure,
+)
 from nexus_async._logs import log_pages
+
+URL = "http://nexus.test/v1/projects/proj_1/batch/jobs/batchjob_1/logs"
 
 
 def entry(create_time: int, entry_id: str) -> JobLogEntry:
@@ -28,7 +40,7 @@ class FakeLog:
         self.entries = sorted(entries, key=lambda e: (-e.create_time, e.id))
         self.queries: list[LogsFilter] = []
 
-    async def fetch(self, flt: LogsFilter) -> JobLogs:
+    async def fetch(self, flt: LogsFilter) -> Any:
         self.queries.append(flt)
         chosen = [
             e
@@ -36,13 +48,15 @@ class FakeLog:
             if (flt.before_time is None or e.create_time <= flt.before_time)
             and (flt.after_time is None or e.create_time > flt.after_time)
         ]
-        return JobLogs(
+        page = JobLogs(
             id="batchjob_1", object="logs", project_id="proj_1", entries=chosen[: flt.max_entries]
         )
+        return unstructure(page)
 
 
 async def walk(log: FakeLog, flt: LogsFilter) -> list[str]:
-    return [e.id async for page in log_pages(log.fetch, "batchjob_1", flt) for e in page]
+    pages = log_pages(log.fetch, URL, "batchjob_1", flt)
+    return [e.id async for page in pages for e in page.decode()]
 
 
 def test_backward_cursor_skips_what_it_yielded_at_the_boundary() -> None:
@@ -102,3 +116,40 @@ async def test_a_thousand_and_one_entries_in_one_millisecond_raise() -> None:
     log = FakeLog([entry(7, f"tie{i:04}") for i in range(1001)])
     with pytest.raises(LogPagingError):
         await walk(log, LogsFilter())
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"entries": "nope"},
+        [],
+        {"entries": [{"createTime": "5", "id": "a"}]},
+        {"entries": [{"id": "a"}]},
+    ],
+)
+async def test_an_answer_that_is_not_a_page_is_a_decode_error_naming_its_path(
+    broken: Any,
+) -> None:
+    async def fetch(flt: LogsFilter) -> Any:
+        return broken
+
+    with pytest.raises(ResponseDecodeError) as info:
+        async for _ in log_pages(fetch, URL, "batchjob_1", LogsFilter()):
+            pass
+    assert info.value.url == URL
+    assert "unexpected response shape" in str(info.value)
+
+
+async def test_a_bad_field_beyond_the_keys_fails_when_its_page_is_decoded() -> None:
+    good = unstructure(entry(5, "a"))
+    bad = {**unstructure(entry(4, "b")), "timeMs": "slow"}
+
+    async def fetch(flt: LogsFilter) -> Any:
+        return {"id": "batchjob_1", "object": "logs", "projectId": "p", "entries": [good, bad]}
+
+    pages = log_pages(fetch, URL, "batchjob_1", LogsFilter())
+    page = await pages.__anext__()
+    with pytest.raises(ResponseDecodeError) as info:
+        page.decode()
+    assert "$.entries[1].time_ms" in str(info.value)  # the path in the whole answer
+    await pages.aclose()
