@@ -41,16 +41,18 @@ than `RetryPolicy.max_retry_after` pauses nothing: it is raised at once as
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import email.utils
 import enum
+import inspect
 import json
 import logging
 import math
 import random
 import sys
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
@@ -59,12 +61,12 @@ import attrs
 import httpx
 
 from . import errors
-from ._backoff import Outcome, RetryPolicy, decide
+from ._backoff import Outcome, RetryEvent, RetryPolicy, decide
 from ._convert import structure
 from ._transport import SpreadTransport, TransportStats
 from ._version import __version__
 
-__all__ = ["HTTPCore", "HTTPStats", "Retry"]
+__all__ = ["HTTPCore", "HTTPStats", "RawResponses", "Retry"]
 
 T = TypeVar("T")
 
@@ -83,6 +85,10 @@ UPLOAD_FLOOR_RATE = 128 * 1024
 MAX_BODY_BYTES = 64 << 20
 _KEY_HEADER = "Secret-Key"
 _REDACTED = "[redacted]"
+# Set by `RawResponses` around one call: the responses of its requests are kept here.
+_CAPTURED: ContextVar[list[httpx.Response] | None] = ContextVar(
+    "nexus_async_captured", default=None
+)
 # Set while an upload is sent, so the filter below knows whose URLs to shorten.
 _UPLOADING: ContextVar[bool] = ContextVar("nexus_async_uploading", default=False)
 
@@ -139,6 +145,40 @@ class HTTPStats:
     transport: TransportStats | None
 
 
+class RawResponses:
+    """A resource's calls, each returning `(result, response)`: `jobs.with_raw_response.get(id)`.
+
+    `response` is the `httpx.Response` of the call's last request (read, its
+    request's key blanked): its status, headers (`X-Request-Id`, rate limits) and
+    body. Only this wrapper asks for responses (a context variable set around the
+    call), so calls made without it keep nothing.
+    """
+
+    __slots__ = ("_resource",)
+
+    def __init__(self, resource: object) -> None:
+        self._resource = resource
+
+    def __repr__(self) -> str:
+        return f"<RawResponses of {self._resource!r}>"
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[tuple[Any, httpx.Response]]]:
+        method = getattr(self._resource, name)
+        if name.startswith("_") or not inspect.iscoroutinefunction(method):
+            raise AttributeError(f"{name!r} is not a call with one response")
+
+        async def call(*args: Any, **kwargs: Any) -> tuple[Any, httpx.Response]:
+            captured: list[httpx.Response] = []
+            token = _CAPTURED.set(captured)
+            try:
+                result = await method(*args, **kwargs)
+            finally:
+                _CAPTURED.reset(token)
+            return result, captured[-1]
+
+        return call
+
+
 @attrs.frozen
 class _Failed:
     """An attempt that did not bring a 2xx: the error to raise and what retrying needs."""
@@ -147,8 +187,41 @@ class _Failed:
     outcome: Outcome
 
 
+class _Shared:
+    """What every view of one client shares: the pool, the load limits, the counts, the loop."""
+
+    def __init__(
+        self,
+        http_client: httpx.AsyncClient | None,
+        timeout: httpx.Timeout,
+        max_connections: int,
+        max_in_flight: int,
+    ) -> None:
+        self.owns_client = http_client is None
+        self.closed = False
+        self.in_flight = anyio.Semaphore(max_in_flight)
+        self.paused_until = 0.0  # anyio clock; set by a 429 for the whole client
+        self.sent = 0
+        self.waiting = 0
+        self.on_wire = 0
+        # The API's clock, from the last `Date` header: (epoch seconds, anyio time seen).
+        self.server_date: tuple[float, float] | None = None
+        self.calls: set[anyio.CancelScope] = set()  # of the calls under way, for aclose()
+        self.loop: object = None  # the event loop the client first ran on
+        # One connection per pool (see `_transport`): httpcore's pool bookkeeping
+        # grows with its connection count and dominated fan-out CPU time.
+        self.transport = SpreadTransport(max_connections) if http_client is None else None
+        self.client = http_client or httpx.AsyncClient(timeout=timeout, transport=self.transport)
+
+
 class HTTPCore:
-    """Sends API requests for one client: auth, retries, error mapping, decoding."""
+    """Sends API requests for one client: auth, retries, error mapping, decoding.
+
+    `with_options` makes a view with its own timeout and retry policy over the same
+    `_Shared` state; a view costs one small object and registers nowhere.
+    """
+
+    __slots__ = ("_deadline", "_headers", "_secret_key", "_shared", "_timeout", "base_url", "retry")
 
     def __init__(
         self,
@@ -166,20 +239,7 @@ class HTTPCore:
         self._timeout = timeout
         self._deadline = _exchange_deadline(timeout)
         self.retry = retry
-        self.owns_client = http_client is None
-        self.closed = False
-        self._in_flight = anyio.Semaphore(max_in_flight)
-        self._paused_until = 0.0  # anyio clock; set by a 429 for the whole client
-        self._sent = 0
-        self._waiting = 0
-        self._on_wire = 0
-        # The API's clock, from the last `Date` header: (epoch seconds, anyio time seen).
-        self._server_date: tuple[float, float] | None = None
-        self._calls: set[anyio.CancelScope] = set()  # of the calls under way, for aclose()
-        # One connection per pool (see `_transport`): httpcore's pool bookkeeping
-        # grows with its connection count and dominated fan-out CPU time.
-        self._transport = SpreadTransport(max_connections) if http_client is None else None
-        self.client = http_client or httpx.AsyncClient(timeout=timeout, transport=self._transport)
+        self._shared = _Shared(http_client, timeout, max_connections, max_in_flight)
         self._headers = {
             _KEY_HEADER: secret_key,
             "User-Agent": USER_AGENT,
@@ -189,13 +249,67 @@ class HTTPCore:
     def __repr__(self) -> str:
         return f"<HTTPCore base_url={self.base_url!r}>"
 
+    def with_options(self, *, timeout: httpx.Timeout | None, retry: RetryPolicy | None) -> HTTPCore:
+        """A view sending through the same pool and limits with another timeout or retry policy."""
+        view = object.__new__(HTTPCore)
+        view._secret_key = self._secret_key
+        view.base_url = self.base_url
+        view._headers = self._headers
+        view._shared = self._shared
+        view._timeout = self._timeout if timeout is None else timeout
+        view._deadline = self._deadline if timeout is None else _exchange_deadline(timeout)
+        view.retry = self.retry if retry is None else retry
+        return view
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The httpx client requests go through (shared by every view)."""
+        return self._shared.client
+
+    @property
+    def owns_client(self) -> bool:
+        """Whether the httpx client was made here (and so is opened and closed here)."""
+        return self._shared.owns_client
+
+    @property
+    def closed(self) -> bool:
+        return self._shared.closed
+
+    def bind_loop(self) -> None:
+        """Tie the client to the running event loop on first use; raise on any other loop.
+
+        httpx's pooled connections belong to the loop that opened them: used from
+        another loop they fail in ways that name neither the client nor the fix,
+        and cleaning them up there would schedule work on a loop we don't own.
+
+        Raises:
+            nexus_async.errors.EventLoopError: the running loop is not the client's.
+        """
+        shared = self._shared
+        loop = _running_loop()
+        if shared.loop is None:
+            shared.loop = loop
+        elif loop is not shared.loop:
+            raise errors.EventLoopError(
+                "this AsyncClient was first used on another event loop (or thread); a "
+                "client belongs to one loop: create one AsyncClient per event loop, "
+                "inside the code that runs on it (for example inside the function "
+                "given to anyio.run or asyncio.run)"
+            )
+
+    def check_loop(self) -> None:
+        """`bind_loop`'s check without binding: for cleanup, which must not run elsewhere."""
+        if self._shared.loop is not None:
+            self.bind_loop()
+
     def stats(self) -> HTTPStats:
         """Requests sent, waiting and in flight, and the transport's own counts."""
+        shared = self._shared
         return HTTPStats(
-            requests_sent=self._sent,
-            waiting=self._waiting,
-            in_flight=self._on_wire,
-            transport=None if self._transport is None else self._transport.stats(),
+            requests_sent=shared.sent,
+            waiting=shared.waiting,
+            in_flight=shared.on_wire,
+            transport=None if shared.transport is None else shared.transport.stats(),
         )
 
     def server_time_ms(self) -> int | None:
@@ -204,18 +318,20 @@ class HTTPCore:
         `Date` has whole seconds, cut down, so this is never ahead of the API's clock
         (by more than the drift since that response).
         """
-        if self._server_date is None:
+        if self._shared.server_date is None:
             return None
-        date, seen = self._server_date
+        date, seen = self._shared.server_date
         return int((date + anyio.current_time() - seen) * 1000)
 
     async def aclose(self) -> None:
         """Close; calls under way (in flight, queued, between retries) raise `ClientClosedError`."""
-        self.closed = True
-        for scope in list(self._calls):
+        self.check_loop()
+        shared = self._shared
+        shared.closed = True
+        for scope in list(shared.calls):
             scope.cancel()
-        if self.owns_client:
-            await self.client.aclose()
+        if shared.owns_client:
+            await shared.client.aclose()
 
     async def request(
         self,
@@ -256,6 +372,9 @@ class HTTPCore:
             deadline=self._deadline,
             redact=secrets,
         )
+        captured = _CAPTURED.get()
+        if captured is not None:
+            captured.append(_carried(response))
         return _decode(response, into, method, url, attempt, secrets)
 
     async def upload(
@@ -326,10 +445,11 @@ class HTTPCore:
         not pause the whole client. The attempts run in a cancel scope that
         `aclose()` cancels, so a closed client ends its calls at once, typed.
         """
-        if self.closed:
+        if self._shared.closed:
             raise errors.ClientClosedError("this AsyncClient is closed; create a new one")
+        self.bind_loop()
         scope = anyio.CancelScope()
-        self._calls.add(scope)
+        self._shared.calls.add(scope)
         try:
             with scope:
                 return await self._attempts(
@@ -347,12 +467,12 @@ class HTTPCore:
         except errors.ClientClosedError:
             raise
         except Exception as exc:
-            if not self.closed:
+            if not self._shared.closed:
                 raise
             # Whatever the closing pool made of the exchange, the cause is the close.
             raise _closed_error() from exc
         finally:
-            self._calls.discard(scope)
+            self._shared.calls.discard(scope)
         raise _closed_error()  # only aclose() cancels the scope
 
     async def _attempts(
@@ -404,7 +524,9 @@ class HTTPCore:
                 outcome.sent if outcome.status is None else outcome.status in _MAYBE_DONE_STATUSES
             )
             if decision.pause:
-                self._paused_until = max(self._paused_until, anyio.current_time() + decision.pause)
+                self._shared.paused_until = max(
+                    self._shared.paused_until, anyio.current_time() + decision.pause
+                )
             if not decision.retry:
                 raise result.error
             logger.info(
@@ -416,6 +538,18 @@ class HTTPCore:
                 self.retry.attempts,
                 result.error,
             )
+            if self.retry.on_retry is not None:
+                event = RetryEvent(
+                    attempt=attempt,
+                    delay=decision.delay,
+                    reason=_reason(result),
+                    error=result.error,
+                    method=method,
+                    url=shown_url,
+                )
+                called = self.retry.on_retry(event)
+                if inspect.isawaitable(called):
+                    await called
             await anyio.sleep(decision.delay)
 
     async def _exchange(
@@ -431,14 +565,14 @@ class HTTPCore:
         A body declared larger is not read at all; one that is not declared (or
         lies) is read no further than the limit.
         """
-        request = self.client.build_request(
+        request = self._shared.client.build_request(
             method, url, params=params, content=content, headers=headers, timeout=self._timeout
         )
         if isinstance(content, httpx.AsyncByteStream):
             # Sent as is, not through httpx's wrapper of iterables: an async generator
             # would be left suspended (and warned about on trio) when an upload is cancelled.
             request.stream = content
-        response = await self.client.send(request, stream=True)
+        response = await self._shared.client.send(request, stream=True)
         try:
             declared = response.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
@@ -468,23 +602,24 @@ class HTTPCore:
         httpx's timeouts bound each read and write, so an answer dripping a byte
         at a time never trips them: `deadline` bounds the whole exchange.
         """
-        self._waiting += 1
+        shared = self._shared
+        shared.waiting += 1
         try:
-            await self._in_flight.acquire()
+            await shared.in_flight.acquire()
         finally:
-            self._waiting -= 1
+            shared.waiting -= 1
         try:
-            pause = self._paused_until - anyio.current_time()
+            pause = shared.paused_until - anyio.current_time()
             if pause > 0:
                 await anyio.sleep(pause)
             t0 = time.perf_counter()
-            self._sent += 1
-            self._on_wire += 1
+            shared.sent += 1
+            shared.on_wire += 1
             try:
                 with anyio.move_on_after(math.inf if deadline is None else deadline) as scope:
                     response = await self._exchange(method, url, params, content, headers)
             finally:
-                self._on_wire -= 1
+                shared.on_wire -= 1
             if scope.cancelled_caught:
                 logger.debug("%s %s failed: over its %g s deadline", method, shown_url, deadline)
                 error = errors.RequestTimeoutError(
@@ -511,7 +646,7 @@ class HTTPCore:
                 Outcome(sent=not isinstance(exc, _UNSENT_ERRORS)),
             )
         finally:
-            self._in_flight.release()
+            shared.in_flight.release()
         if api:
             self._note_date(response)
         logger.debug(
@@ -531,7 +666,7 @@ class HTTPCore:
             date = email.utils.parsedate_to_datetime(value).timestamp()
         except (TypeError, ValueError):
             return
-        self._server_date = (date, anyio.current_time())
+        self._shared.server_date = (date, anyio.current_time())
 
 
 def _judge(
@@ -556,6 +691,20 @@ def _carried(response: httpx.Response) -> httpx.Response:
     """`response` as an error carries it: its request's key blanked."""
     _redact_key(response.request)
     return response
+
+
+def _reason(failed: _Failed) -> str:
+    """Why an attempt failed, short: "HTTP 503", or the error's class without an answer."""
+    status = failed.outcome.status
+    return f"HTTP {status}" if status is not None else type(failed.error).__name__
+
+
+def _running_loop() -> object:
+    """The running event loop: asyncio's loop object, or trio's token for its run."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # not asyncio: trio, the other backend anyio runs on
+        return sys.modules["trio"].lowlevel.current_trio_token()
 
 
 def _closed_error() -> errors.ClientClosedError:
