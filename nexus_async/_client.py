@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from types import TracebackType
 
 import httpx
@@ -26,6 +28,29 @@ from .errors import ValidationError
 __all__ = ["DEFAULT_BASE_URL", "AsyncClient", "Batch", "Project"]
 
 DEFAULT_BASE_URL = "https://api.datature.io"
+_LOG_LEVELS = {"info": logging.INFO, "debug": logging.DEBUG}
+_log_switch_read = False
+
+
+def _apply_log_switch() -> None:
+    """`NEXUS_LOG=info|debug`: a stderr handler on the `nexus_async` logger at that level.
+
+    Read once, when the first client is made, so that setting the variable is all a
+    script needs (as `OPENAI_LOG` is for openai) and a process without it pays one
+    dictionary look-up. Other values are ignored.
+    """
+    global _log_switch_read
+    if _log_switch_read:
+        return
+    _log_switch_read = True
+    level = _LOG_LEVELS.get(os.environ.get("NEXUS_LOG", "").strip().lower())
+    if level is None:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("nexus_async")
+    logger.addHandler(handler)
+    logger.setLevel(level)
 
 
 class AsyncClient:
@@ -76,6 +101,7 @@ class AsyncClient:
         max_connections: int = 64,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
+        _apply_log_switch()
         key = secret_key if secret_key is not None else os.environ.get("DATATURE_SECRET_KEY")
         if not key:
             raise ValidationError("no secret key: pass `secret_key` or set DATATURE_SECRET_KEY")
