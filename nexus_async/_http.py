@@ -60,7 +60,7 @@ import anyio
 import attrs
 import httpx
 
-from . import errors
+from . import _otel, errors
 from ._backoff import Outcome, RetryEvent, RetryPolicy, decide
 from ._convert import structure
 from ._transport import SpreadTransport, TransportStats
@@ -371,6 +371,7 @@ class HTTPCore:
             retry=retry,
             deadline=self._deadline,
             redact=secrets,
+            route=_otel.route_template(path),
         )
         captured = _CAPTURED.get()
         if captured is not None:
@@ -436,22 +437,30 @@ class HTTPCore:
         deadline: float | None,
         api: bool = True,
         redact: tuple[str, ...] = (),
+        route: str | None = None,
     ) -> tuple[httpx.Response, int]:
         """One call: the first 2xx response and the attempt it came on, or raise.
 
         `shown_url` is what logs and errors show; `deadline` bounds each exchange
         from connecting to the last byte (None: only httpx's per-operation timeouts);
         `api` is False for requests to hosts other than the API's, whose 429s must
-        not pause the whole client. The attempts run in a cancel scope that
-        `aclose()` cancels, so a closed client ends its calls at once, typed.
+        not pause the whole client; `route` is the path's template for telemetry.
+        The attempts run in a cancel scope that `aclose()` cancels, so a closed
+        client ends its calls at once, typed.
         """
         if self._shared.closed:
             raise errors.ClientClosedError("this AsyncClient is closed; create a new one")
         self.bind_loop()
         scope = anyio.CancelScope()
         self._shared.calls.add(scope)
+        telemetry = _otel.get()
+        spanned = (
+            contextlib.nullcontext(None)
+            if telemetry is None
+            else telemetry.request_span(method, shown_url, route)
+        )
         try:
-            with scope:
+            with scope, spanned as span:
                 return await self._attempts(
                     method,
                     url,
@@ -463,6 +472,7 @@ class HTTPCore:
                     deadline=deadline,
                     api=api,
                     redact=redact,
+                    span=span,
                 )
         except errors.ClientClosedError:
             raise
@@ -488,8 +498,9 @@ class HTTPCore:
         deadline: float | None,
         api: bool,
         redact: tuple[str, ...],
+        span: _otel.RequestSpan | None,
     ) -> tuple[httpx.Response, int]:
-        """Attempts until one brings a 2xx or `decide` says stop."""
+        """Attempts until one brings a 2xx or `decide` says stop (noted on `span`)."""
         started = anyio.current_time()
         attempt = 0
         took_effect = False  # an earlier attempt may have been carried out
@@ -508,6 +519,8 @@ class HTTPCore:
                 redact=redact,
             )
             if isinstance(result, httpx.Response):
+                if span is not None:
+                    span.answered(result.status_code, attempt)
                 return result, attempt
             decision = decide(
                 self.retry,
@@ -527,6 +540,8 @@ class HTTPCore:
                 self._shared.paused_until = max(
                     self._shared.paused_until, anyio.current_time() + decision.pause
                 )
+                if span is not None:
+                    span.paused(decision.pause)
             if not decision.retry:
                 raise result.error
             logger.info(
@@ -538,11 +553,14 @@ class HTTPCore:
                 self.retry.attempts,
                 result.error,
             )
+            reason = _reason(result)
+            if span is not None:
+                span.retry(attempt, decision.delay, reason)
             if self.retry.on_retry is not None:
                 event = RetryEvent(
                     attempt=attempt,
                     delay=decision.delay,
-                    reason=_reason(result),
+                    reason=reason,
                     error=result.error,
                     method=method,
                     url=shown_url,

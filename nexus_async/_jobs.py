@@ -6,7 +6,7 @@ import builtins
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from typing import Any
 
-from . import _logs, _waiting
+from . import _logs, _otel, _waiting
 from ._convert import unstructure
 from ._http import HTTPCore, Retry
 from ._resource import Collection
@@ -170,7 +170,8 @@ class Jobs(Collection[Job]):
         """
         self._path(job_id)
         flt = LogsFilter.coerce(logs_filter)
-        return _logs.all_logs(lambda f: self.get_logs(job_id, f), job_id, flt, self._runtime)
+        entries = _logs.all_logs(lambda f: self.get_logs(job_id, f), job_id, flt, self._runtime)
+        return _otel.log_stream("get_all_logs", job_id, entries)
 
     def watch(
         self,
@@ -356,13 +357,17 @@ class Jobs(Collection[Job]):
             async for entry in jobs.follow_logs(job.id):
                 print(entry.create_time, entry.kind, entry.item)
         """
-        return _logs.follow_logs(
-            lambda: self._fetch(job_id),
-            lambda f: self.get_logs(job_id, f),
+        return _otel.log_stream(
+            "follow_logs",
             job_id,
-            interval=interval,
-            min_level=min_level,
-            after_time=after_time,
-            timeout=timeout,
-            outage_budget=self._outage_budget,
+            _logs.follow_logs(
+                lambda: self._fetch(job_id),
+                lambda f: self.get_logs(job_id, f),
+                job_id,
+                interval=interval,
+                min_level=min_level,
+                after_time=after_time,
+                timeout=timeout,
+                outage_budget=self._outage_budget,
+            ),
         )

@@ -18,7 +18,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 import anyio
 import attrs
 
-from . import errors
+from . import _otel, errors
 from ._poll import TRANSIENT, Outage, check_timeout, poll_backoff
 from ._runtime import Runtime
 from ._validate import check_id
@@ -109,6 +109,7 @@ async def log_pages(
     while True:
         entries = (await fetch(cursor.query(base))).entries
         fresh, cursor = cursor.advance(entries)
+        _otel.log_page()
         if fresh:
             yield fresh
         if len(entries) < page_size:
@@ -237,6 +238,7 @@ async def follow_logs(
                 async with contextlib.aclosing(pages):
                     batch = [entry async for page in pages for entry in page]
             except TRANSIENT as exc:
+                _otel.log_resumed()
                 outage.failed(exc, started)
             else:
                 outage.succeeded()
