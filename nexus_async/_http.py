@@ -30,6 +30,12 @@ raise `ClientClosedError`. The key never appears in what errors carry (messages,
 `response.request`, the chained httpx exception), nor an upload URL's query in
 logs, httpx's own included.
 
+`with_options` views (`AsyncClient.with_options`) are HTTPCores of their own timeout
+and retry policy over one `_Shared` state: the pool, the limits, the counts, the
+event loop the client is bound to (`bind_loop`: a client used on a second loop raises
+`EventLoopError`). Every call is traced when OpenTelemetry is installed (`_otel`);
+`RawResponses` hands a call's response back next to its result.
+
 Load control is client-wide: at most `max_in_flight` requests are on the wire at
 once (the rest queue here, first come first served, instead of timing out in the
 connection pool), and a 429 pauses every request of the client until its

@@ -14,11 +14,14 @@ from typing import Any
 
 import pytest
 from opentelemetry import metrics, trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Sampler, SamplingResult
+from opentelemetry.util.types import Attributes
 
 from nexus_async import AsyncClient, Jobs, NotFoundError, RetryPolicy, _otel
 from nexus_async.server import LocalNexus
@@ -29,15 +32,49 @@ JOB_ROUTE = "/projects/{projectId}/batch/jobs/{jobId}"
 ONE_ATTEMPT = RetryPolicy(attempts=1, total_time=30.0)
 
 
-@pytest.fixture(scope="session")
-def providers() -> tuple[InMemorySpanExporter, InMemoryMetricReader]:
-    exporter = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    trace.set_tracer_provider(tracer_provider)
-    reader = InMemoryMetricReader()
-    metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
-    return exporter, reader
+class _Switch(Sampler):
+    """Records spans only while this module's tests run: later tests pay nothing."""
+
+    on = False
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: trace.SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[trace.Link] | None = None,
+        trace_state: trace.TraceState | None = None,
+    ) -> SamplingResult:
+        sampler = ALWAYS_ON if self.on else ALWAYS_OFF
+        return sampler.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return "on while the telemetry tests run"
+
+
+_SWITCH = _Switch()
+_EXPORTER = InMemorySpanExporter()
+_READER = InMemoryMetricReader()
+
+
+@pytest.fixture(scope="module")
+def providers() -> Iterator[tuple[InMemorySpanExporter, InMemoryMetricReader]]:
+    # OpenTelemetry takes one global provider per process: set once, switched per module.
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        tracer_provider = TracerProvider(sampler=_SWITCH)
+        tracer_provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
+        trace.set_tracer_provider(tracer_provider)
+        metrics.set_meter_provider(MeterProvider(metric_readers=[_READER]))
+    _SWITCH.on = True
+    try:
+        yield _EXPORTER, _READER
+    finally:
+        _SWITCH.on = False
+        _EXPORTER.clear()
 
 
 @pytest.fixture
