@@ -357,17 +357,14 @@ class Jobs(Collection[Job]):
             async for entry in jobs.follow_logs(job.id):
                 print(entry.create_time, entry.kind, entry.item)
         """
-        return _otel.log_stream(
-            "follow_logs",
+        entries = _logs.follow_logs(
+            lambda: self._fetch(job_id),
+            lambda f: self.get_logs(job_id, f),
             job_id,
-            _logs.follow_logs(
-                lambda: self._fetch(job_id),
-                lambda f: self.get_logs(job_id, f),
-                job_id,
-                interval=interval,
-                min_level=min_level,
-                after_time=after_time,
-                timeout=timeout,
-                outage_budget=self._outage_budget,
-            ),
+            interval=interval,
+            min_level=min_level,
+            after_time=after_time,
+            timeout=timeout,
+            outage_budget=self._outage_budget,
         )
+        return _otel.log_stream("follow_logs", job_id, entries)
