@@ -33,6 +33,7 @@ methods, templates, host names, statuses, counts, overviews and error class name
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 import urllib.parse
 from collections.abc import AsyncGenerator, Iterator
@@ -128,12 +129,8 @@ class _Telemetry:
     @contextlib.contextmanager
     def request_span(self, method: str, url: str, route: str | None) -> Iterator[RequestSpan]:
         """A CLIENT span around one call; `RequestSpan` notes its retries and answer."""
-        parts = urllib.parse.urlsplit(url)
         attributes: dict[str, Any] = {"http.request.method": method}
-        if parts.hostname:
-            attributes["server.address"] = parts.hostname
-        if parts.port is not None:
-            attributes["server.port"] = parts.port
+        attributes.update(_server(url.split("/", 3)[2] if "//" in url else ""))
         if route is not None:
             attributes["url.template"] = route
         name = method if route is None else f"{method} {route}"
@@ -163,6 +160,19 @@ class _Telemetry:
                 if noted.status is not None:
                     metric["http.response.status_code"] = noted.status
                 self.requests.add(1, metric)
+
+
+@functools.lru_cache(maxsize=64)
+def _server(netloc: str) -> dict[str, Any]:
+    """`server.address` and `server.port` of a URL's `host:port` (a client talks to few)."""
+    parts = urllib.parse.urlsplit("//" + netloc)
+    server: dict[str, Any] = {}
+    if parts.hostname:
+        server["server.address"] = parts.hostname
+    with contextlib.suppress(ValueError):  # a port that is not a number: left out
+        if parts.port is not None:
+            server["server.port"] = parts.port
+    return server
 
 
 @attrs.define
