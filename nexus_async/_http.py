@@ -47,7 +47,6 @@ than `RetryPolicy.max_retry_after` pauses nothing: it is raised at once as
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import email.utils
 import enum
@@ -724,11 +723,16 @@ def _reason(failed: _Failed) -> str:
 
 
 def _running_loop() -> object:
-    """The running event loop: asyncio's loop object, or trio's token for its run."""
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:  # not asyncio: trio, the other backend anyio runs on
-        return sys.modules["trio"].lowlevel.current_trio_token()
+    """The running event loop: asyncio's loop object, or trio's token for its run.
+
+    Each backend is looked up among the imported modules: the one running is imported,
+    and importing asyncio here would slow `import nexus_async` down.
+    """
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is not None:
+        with contextlib.suppress(RuntimeError):  # not asyncio's loop running: trio's
+            return asyncio.get_running_loop()
+    return sys.modules["trio"].lowlevel.current_trio_token()
 
 
 def _closed_error() -> errors.ClientClosedError:
