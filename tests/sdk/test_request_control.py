@@ -96,6 +96,27 @@ async def test_a_views_timeout_applies_to_its_calls_only(
     assert client.diagnostics().requests_sent == FAST_RETRY.attempts + 1
 
 
+async def test_a_view_queues_under_the_clients_connection_limit(nexus: LocalNexus) -> None:
+    nexus.inject_fault("GET", "/batch/jobs$", status=None, latency=0.3, times=None)
+    async with AsyncClient(
+        nexus.secret_key, base_url=nexus.base_url, retry=FAST_RETRY, max_connections=1
+    ) as client:
+        view = client.with_options(timeout=10)
+        calls = [
+            client.get_project(nexus.project_id).batch.jobs.list,
+            view.get_project(nexus.project_id).batch.jobs.list,
+        ]
+        started = anyio.current_time()
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                for call in calls:
+                    tg.start_soon(call)
+        took = anyio.current_time() - started
+    # One connection for both client objects: the second answer's 0.3 s began after the first.
+    assert took >= 0.6 - 0.05
+    assert client.diagnostics().requests_sent == 2
+
+
 async def test_a_view_shares_the_parents_lifecycle(client: AsyncClient, nexus: LocalNexus) -> None:
     view = client.with_options(retry=RetryPolicy(attempts=1))
     assert view.base_url == client.base_url
