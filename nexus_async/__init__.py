@@ -8,7 +8,7 @@ Example:
 
 import attrs
 
-from ._backoff import Backoff, RetryPolicy
+from ._backoff import Backoff, RetryEvent, RetryPolicy
 from ._client import AsyncClient, Batch, Project
 from ._convert import structure, unstructure
 from ._datasets import Datasets
@@ -30,6 +30,7 @@ from .errors import (
     DatasetFileError,
     DatasetWaitTimeoutError,
     DeliveryDecodeError,
+    EventLoopError,
     ForbiddenError,
     JobStateError,
     LogPagingError,
@@ -120,6 +121,7 @@ __all__ = [
     "DeploymentOptions",
     "DeploymentTemplate",
     "Diagnostics",
+    "EventLoopError",
     "ExistingDeployment",
     "ForbiddenError",
     "HTTPStats",
@@ -154,6 +156,7 @@ __all__ = [
     "RequestTimeoutError",
     "ResponseDecodeError",
     "ResultDelivery",
+    "RetryEvent",
     "RetryPolicy",
     "ServerError",
     "StructureError",

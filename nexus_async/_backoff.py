@@ -13,12 +13,23 @@ without any I/O.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from typing import Any
 
 import attrs
 
 from ._validate import instance_of, integer, number
+from .errors import APIError, ValidationError
 
-__all__ = ["RETRY_STATUSES", "Backoff", "Decision", "Outcome", "RetryPolicy", "decide"]
+__all__ = [
+    "RETRY_STATUSES",
+    "Backoff",
+    "Decision",
+    "Outcome",
+    "RetryEvent",
+    "RetryPolicy",
+    "decide",
+]
 
 # Statuses an idempotent request is retried on.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -53,6 +64,13 @@ class Backoff:
         return base * (1.0 - self.jitter * (random.random() if draw is None else draw))
 
 
+def _callable_or_none(instance: Any, attribute: Any, value: Any) -> None:
+    if value is not None and not callable(value):
+        raise ValidationError(
+            f"`{attribute.name}` must be a function or None (got a {type(value).__name__})"
+        )
+
+
 @attrs.frozen
 class RetryPolicy:
     """When and how long to retry a failed request.
@@ -67,6 +85,8 @@ class RetryPolicy:
         backoff: Delays between attempts.
         max_retry_after: Longest `Retry-After` (seconds) we are willing to sleep for; a
             longer one raises `RateLimitedError` at once so the caller can decide.
+        on_retry: Called (sync or async) with a `RetryEvent` before each retry sleeps;
+            for logging or metrics. What it raises ends the call.
 
     Raises:
         nexus_async.ValidationError: an argument out of range, naming it.
@@ -76,6 +96,30 @@ class RetryPolicy:
     total_time: float = attrs.field(default=60.0, validator=number(above=0))
     backoff: Backoff = attrs.field(factory=Backoff, validator=instance_of(Backoff))
     max_retry_after: float = attrs.field(default=60.0, validator=number(minimum=0))
+    on_retry: Callable[[RetryEvent], object] | None = attrs.field(
+        default=None, validator=_callable_or_none, kw_only=True
+    )
+
+
+@attrs.frozen
+class RetryEvent:
+    """A retry about to happen, as `RetryPolicy.on_retry` is told of it.
+
+    Args:
+        attempt: The 1-based number of the attempt that failed.
+        delay: Seconds until the next attempt.
+        reason: Why it failed, short: "HTTP 503", "RequestTimeoutError", ...
+        error: The error that attempt would have raised.
+        method: The request's method.
+        url: The request's URL (without any query).
+    """
+
+    attempt: int
+    delay: float
+    reason: str
+    error: APIError
+    method: str
+    url: str
 
 
 @attrs.frozen

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from types import TracebackType
 
 import httpx
@@ -26,6 +28,29 @@ from .errors import ValidationError
 __all__ = ["DEFAULT_BASE_URL", "AsyncClient", "Batch", "Project"]
 
 DEFAULT_BASE_URL = "https://api.datature.io"
+_LOG_LEVELS = {"info": logging.INFO, "debug": logging.DEBUG}
+_log_switch_read = False
+
+
+def _apply_log_switch() -> None:
+    """`NEXUS_LOG=info|debug`: a stderr handler on the `nexus_async` logger at that level.
+
+    Read once, when the first client is made, so that setting the variable is all a
+    script needs (as `OPENAI_LOG` is for openai) and a process without it pays one
+    dictionary look-up. Other values are ignored.
+    """
+    global _log_switch_read
+    if _log_switch_read:
+        return
+    _log_switch_read = True
+    level = _LOG_LEVELS.get(os.environ.get("NEXUS_LOG", "").strip().lower())
+    if level is None:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("nexus_async")
+    logger.addHandler(handler)
+    logger.setLevel(level)
 
 
 class AsyncClient:
@@ -64,6 +89,8 @@ class AsyncClient:
             job = await jobs.wait_until_done("batchjob_...")
     """
 
+    _parent: AsyncClient | None = None  # set on the views `with_options` makes
+
     def __init__(
         self,
         secret_key: str | None = None,
@@ -74,6 +101,7 @@ class AsyncClient:
         max_connections: int = 64,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
+        _apply_log_switch()
         key = secret_key if secret_key is not None else os.environ.get("DATATURE_SECRET_KEY")
         if not key:
             raise ValidationError("no secret key: pass `secret_key` or set DATATURE_SECRET_KEY")
@@ -99,6 +127,39 @@ class AsyncClient:
     def __repr__(self) -> str:
         return f"<AsyncClient base_url={self.base_url!r} state={self._runtime.state}>"
 
+    def with_options(
+        self,
+        *,
+        timeout: float | httpx.Timeout | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> AsyncClient:
+        """A view of this client with another timeout or retry policy, for some calls.
+
+        The view sends through this client's connection pool, under its connection
+        limit, 429 pauses and lifecycle (closing this client ends the view's calls
+        too); it is one small object, so making one per call costs nothing lasting.
+        Options not given keep this client's.
+
+        Args:
+            timeout: As for `AsyncClient`.
+            retry: As for `AsyncClient`.
+
+        Raises:
+            ValidationError: an invalid option, naming it.
+
+        Example:
+            job = await client.with_options(timeout=5).get_project(pid).batch.jobs.get(jid)
+        """
+        http = self._http.with_options(
+            timeout=None if timeout is None else check_timeout(timeout),
+            retry=check_type(retry, RetryPolicy, "retry", optional=True),
+        )
+        view = object.__new__(AsyncClient)
+        view._http = http
+        view._runtime = self._runtime
+        view._parent = self if self._parent is None else self._parent
+        return view
+
     def get_project(self, project_id: str) -> Project:
         """The project with this ID; a bare ID gets the `proj_` prefix."""
         self._runtime.check_open()
@@ -114,6 +175,8 @@ class AsyncClient:
         return self._runtime.diagnostics(self._http.stats())
 
     async def __aenter__(self) -> AsyncClient:
+        self._check_not_view("entered")
+        self._http.bind_loop()
         self._runtime.check_unopened()
         if self._http.owns_client:  # one passed in is the caller's to open and close
             await self._http.client.__aenter__()
@@ -140,10 +203,19 @@ class AsyncClient:
         `async with`, whose block then goes on: later calls raise `ClientClosedError`,
         and iterators still running raise it too.
         """
+        self._check_not_view("closed")
+        self._http.check_loop()
         if self._runtime.closed and self._http.closed:
             return
         self._runtime.close()
         await self._http.aclose()
+
+    def _check_not_view(self, what: str) -> None:
+        if self._parent is not None:
+            raise ValidationError(
+                f"a with_options() view is not {what} on its own: it shares its parent "
+                "client's lifecycle; open and close that client instead"
+            )
 
 
 class Project:

@@ -32,7 +32,7 @@ import anyio
 import anyio.lowlevel
 import httpx
 
-from . import errors
+from . import _otel, errors
 from ._convert import unstructure
 from ._crc32c import Crc32c
 from ._http import HTTPCore, Retry
@@ -518,15 +518,16 @@ class Datasets(Collection[Dataset]):
             outage_budget=self._outage_budget,
         )
         final: Dataset | None = None
-        try:
-            async for snapshot in snapshots:
-                final = snapshot
-        finally:
-            await snapshots.aclose()
-        assert final is not None, "watch_changes ends only after yielding a finished snapshot"
-        if final.status.is_failed:
-            raise errors.DatasetFailedError(
-                f"dataset {dataset_id} ended {final.status.overview}: {final.status.message}",
-                dataset=final,
-            )
-        return final
+        with _otel.wait_span("datasets.wait_until_done", dataset_id=dataset_id):
+            try:
+                async for snapshot in snapshots:
+                    final = snapshot
+            finally:
+                await snapshots.aclose()
+            assert final is not None, "watch_changes ends only after yielding a finished snapshot"
+            if final.status.is_failed:
+                raise errors.DatasetFailedError(
+                    f"dataset {dataset_id} ended {final.status.overview}: {final.status.message}",
+                    dataset=final,
+                )
+            return final

@@ -5,7 +5,7 @@ headers, applies timeouts, retries what is safe to retry under the one
 `RetryPolicy`, maps failures to `nexus_async.errors`, and decodes the body into
 a model through the one converter. httpx exceptions never leave this module.
 
-`_send` is a short loop: `_attempt` makes one attempt and returns the 2xx response
+`_attempts` is a short loop: `_attempt` makes one attempt and returns the 2xx response
 or the error with its `Outcome`, and `_backoff.decide` (a pure function, tested as a
 table) says whether to retry, after how long, and how long a 429 pauses the client.
 
@@ -30,6 +30,12 @@ raise `ClientClosedError`. The key never appears in what errors carry (messages,
 `response.request`, the chained httpx exception), nor an upload URL's query in
 logs, httpx's own included.
 
+`with_options` views (`AsyncClient.with_options`) are HTTPCores of their own timeout
+and retry policy over one `_Shared` state: the pool, the limits, the counts, the
+event loop the client is bound to (`bind_loop`: a client used on a second loop raises
+`EventLoopError`). Every call is traced when OpenTelemetry is installed (`_otel`);
+`RawResponses` hands a call's response back next to its result.
+
 Load control is client-wide: at most `max_in_flight` requests are on the wire at
 once (the rest queue here, first come first served, instead of timing out in the
 connection pool), and a 429 pauses every request of the client until its
@@ -44,12 +50,13 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import enum
+import inspect
 import json
 import logging
+import math
 import random
 import sys
 import time
-import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from typing import Any, TypeVar
@@ -58,21 +65,21 @@ import anyio
 import attrs
 import httpx
 
-from . import errors
-from ._backoff import Outcome, RetryPolicy, decide
+from . import _otel, errors
+from ._backoff import Outcome, RetryEvent, RetryPolicy, decide
 from ._convert import structure
 from ._transport import SpreadTransport, TransportStats
 from ._version import __version__
 
-__all__ = ["TRACE", "HTTPCore", "HTTPStats", "Retry"]
-
-T = TypeVar("T")
+__all__ = ["TRACE", "HTTPCore", "HTTPStats", "RawResponses", "Retry"]
 
 # An httpcore trace callback for the requests sent from the current context: the
 # log pager uses it to learn when its next request has been written.
 TRACE: ContextVar[Callable[[str, dict[str, Any]], Awaitable[None]] | None] = ContextVar(
     "nexus_async_trace", default=None
 )
+
+T = TypeVar("T")
 
 logger = logging.getLogger("nexus_async")
 
@@ -81,9 +88,6 @@ USER_AGENT = (
     f"python/{'.'.join(map(str, sys.version_info[:3]))}"
 )
 _UNSENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-# Answers after which the request may still have been carried out (a 503 or 429 says
-# it was not; a gateway's 502/504 cannot know).
-_MAYBE_DONE_STATUSES = frozenset({500, 502, 504})
 # An upload's exchange deadline grows with its size at this slowest expected rate
 # (bytes per second), so a large file on a slow uplink is not cut off.
 UPLOAD_FLOOR_RATE = 128 * 1024
@@ -92,6 +96,10 @@ UPLOAD_FLOOR_RATE = 128 * 1024
 MAX_BODY_BYTES = 64 << 20
 _KEY_HEADER = "Secret-Key"
 _REDACTED = "[redacted]"
+# Set by `RawResponses` around one call: the responses of its requests are kept here.
+_CAPTURED: ContextVar[list[httpx.Response] | None] = ContextVar(
+    "nexus_async_captured", default=None
+)
 # Set while an upload is sent, so the filter below knows whose URLs to shorten.
 _UPLOADING: ContextVar[bool] = ContextVar("nexus_async_uploading", default=False)
 
@@ -118,6 +126,9 @@ def _without_query(value: object) -> object:
 
 
 logging.getLogger("httpx").addFilter(_UploadQueryFilter())
+# Answers after which the request may still have been carried out (a 503 or 429 says
+# it was not; a gateway's 502/504 cannot know).
+_MAYBE_DONE_STATUSES = frozenset({500, 502, 504})
 
 
 class Retry(enum.Enum):
@@ -145,6 +156,40 @@ class HTTPStats:
     transport: TransportStats | None
 
 
+class RawResponses:
+    """A resource's calls, each returning `(result, response)`: `jobs.with_raw_response.get(id)`.
+
+    `response` is the `httpx.Response` of the call's last request (read, its
+    request's key blanked): its status, headers (`X-Request-Id`, rate limits) and
+    body. Only this wrapper asks for responses (a context variable set around the
+    call), so calls made without it keep nothing.
+    """
+
+    __slots__ = ("_resource",)
+
+    def __init__(self, resource: object) -> None:
+        self._resource = resource
+
+    def __repr__(self) -> str:
+        return f"<RawResponses of {self._resource!r}>"
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[tuple[Any, httpx.Response]]]:
+        method = getattr(self._resource, name)
+        if name.startswith("_") or not inspect.iscoroutinefunction(method):
+            raise AttributeError(f"{name!r} is not a call with one response")
+
+        async def call(*args: Any, **kwargs: Any) -> tuple[Any, httpx.Response]:
+            captured: list[httpx.Response] = []
+            token = _CAPTURED.set(captured)
+            try:
+                result = await method(*args, **kwargs)
+            finally:
+                _CAPTURED.reset(token)
+            return result, captured[-1]
+
+        return call
+
+
 @attrs.frozen
 class _Failed:
     """An attempt that did not bring a 2xx: the error to raise and what retrying needs."""
@@ -153,8 +198,41 @@ class _Failed:
     outcome: Outcome
 
 
+class _Shared:
+    """What every view of one client shares: the pool, the load limits, the counts, the loop."""
+
+    def __init__(
+        self,
+        http_client: httpx.AsyncClient | None,
+        timeout: httpx.Timeout,
+        max_connections: int,
+        max_in_flight: int,
+    ) -> None:
+        self.owns_client = http_client is None
+        self.closed = False
+        self.in_flight = anyio.Semaphore(max_in_flight)
+        self.paused_until = 0.0  # anyio clock; set by a 429 for the whole client
+        self.sent = 0
+        self.waiting = 0
+        self.on_wire = 0
+        # The API's clock, from the last `Date` header: (epoch seconds, anyio time seen).
+        self.server_date: tuple[float, float] | None = None
+        self.calls: set[anyio.CancelScope] = set()  # of the calls under way, for aclose()
+        self.loop: object = None  # the event loop the client first ran on
+        # One connection per pool (see `_transport`): httpcore's pool bookkeeping
+        # grows with its connection count and dominated fan-out CPU time.
+        self.transport = SpreadTransport(max_connections) if http_client is None else None
+        self.client = http_client or httpx.AsyncClient(timeout=timeout, transport=self.transport)
+
+
 class HTTPCore:
-    """Sends API requests for one client: auth, retries, error mapping, decoding."""
+    """Sends API requests for one client: auth, retries, error mapping, decoding.
+
+    `with_options` makes a view with its own timeout and retry policy over the same
+    `_Shared` state; a view costs one small object and registers nowhere.
+    """
+
+    __slots__ = ("_deadline", "_headers", "_secret_key", "_shared", "_timeout", "base_url", "retry")
 
     def __init__(
         self,
@@ -172,21 +250,7 @@ class HTTPCore:
         self._timeout = timeout
         self._deadline = _exchange_deadline(timeout)
         self.retry = retry
-        self.owns_client = http_client is None
-        self.closed = False
-        self._in_flight = anyio.Semaphore(max_in_flight)
-        self._paused_until = 0.0  # anyio clock; set by a 429 for the whole client
-        self._sent = 0
-        self._waiting = 0
-        self._on_wire = 0
-        # The cancel scopes of calls under way, for aclose(); each drops out once done.
-        self._calls: weakref.WeakSet[anyio.CancelScope] = weakref.WeakSet()
-        # The API's clock, from the last `Date` header: (epoch seconds, anyio time seen).
-        self._server_date: tuple[float, float] | None = None
-        # One connection per pool (see `_transport`): httpcore's pool bookkeeping
-        # grows with its connection count and dominated fan-out CPU time.
-        self._transport = SpreadTransport(max_connections) if http_client is None else None
-        self.client = http_client or httpx.AsyncClient(timeout=timeout, transport=self._transport)
+        self._shared = _Shared(http_client, timeout, max_connections, max_in_flight)
         self._headers = {
             _KEY_HEADER: secret_key,
             "User-Agent": USER_AGENT,
@@ -196,22 +260,89 @@ class HTTPCore:
     def __repr__(self) -> str:
         return f"<HTTPCore base_url={self.base_url!r}>"
 
+    def with_options(self, *, timeout: httpx.Timeout | None, retry: RetryPolicy | None) -> HTTPCore:
+        """A view sending through the same pool and limits with another timeout or retry policy."""
+        view = object.__new__(HTTPCore)
+        view._secret_key = self._secret_key
+        view.base_url = self.base_url
+        view._headers = self._headers
+        view._shared = self._shared
+        view._timeout = self._timeout if timeout is None else timeout
+        view._deadline = self._deadline if timeout is None else _exchange_deadline(timeout)
+        view.retry = self.retry if retry is None else retry
+        return view
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The httpx client requests go through (shared by every view)."""
+        return self._shared.client
+
+    @property
+    def owns_client(self) -> bool:
+        """Whether the httpx client was made here (and so is opened and closed here)."""
+        return self._shared.owns_client
+
+    @property
+    def closed(self) -> bool:
+        return self._shared.closed
+
+    def bind_loop(self) -> None:
+        """Tie the client to the running event loop on first use; raise on any other loop.
+
+        httpx's pooled connections belong to the loop that opened them: used from
+        another loop they fail in ways that name neither the client nor the fix,
+        and cleaning them up there would schedule work on a loop we don't own.
+
+        Raises:
+            nexus_async.errors.EventLoopError: the running loop is not the client's.
+        """
+        shared = self._shared
+        loop = _running_loop()
+        if shared.loop is None:
+            shared.loop = loop
+        elif loop is not shared.loop:
+            raise errors.EventLoopError(
+                "this AsyncClient was first used on another event loop (or thread); a "
+                "client belongs to one loop: create one AsyncClient per event loop, "
+                "inside the code that runs on it (for example inside the function "
+                "given to anyio.run or asyncio.run)"
+            )
+
+    def check_loop(self) -> None:
+        """`bind_loop`'s check without binding: for cleanup, which must not run elsewhere."""
+        if self._shared.loop is not None:
+            self.bind_loop()
+
     def stats(self) -> HTTPStats:
         """Requests sent, waiting and in flight, and the transport's own counts."""
+        shared = self._shared
         return HTTPStats(
-            requests_sent=self._sent,
-            waiting=self._waiting,
-            in_flight=self._on_wire,
-            transport=None if self._transport is None else self._transport.stats(),
+            requests_sent=shared.sent,
+            waiting=shared.waiting,
+            in_flight=shared.on_wire,
+            transport=None if shared.transport is None else shared.transport.stats(),
         )
+
+    def server_time_ms(self) -> int | None:
+        """The API's clock now (epoch ms), from the last response's `Date`; None if unknown.
+
+        `Date` has whole seconds, cut down, so this is never ahead of the API's clock
+        (by more than the drift since that response).
+        """
+        if self._shared.server_date is None:
+            return None
+        date, seen = self._shared.server_date
+        return int((date + anyio.current_time() - seen) * 1000)
 
     async def aclose(self) -> None:
         """Close; calls under way (in flight, queued, between retries) raise `ClientClosedError`."""
-        self.closed = True
-        for scope in list(self._calls):
+        self.check_loop()
+        shared = self._shared
+        shared.closed = True
+        for scope in list(shared.calls):
             scope.cancel()
-        if self.owns_client:
-            await self.client.aclose()
+        if shared.owns_client:
+            await shared.client.aclose()
 
     async def request(
         self,
@@ -251,7 +382,11 @@ class HTTPCore:
             retry=retry,
             deadline=self._deadline,
             redact=secrets,
+            route=_otel.route_template(path),
         )
+        captured = _CAPTURED.get()
+        if captured is not None:
+            captured.append(_carried(response))
         return _decode(response, into, method, url, attempt, secrets)
 
     async def upload(
@@ -313,92 +448,138 @@ class HTTPCore:
         deadline: float | None,
         api: bool = True,
         redact: tuple[str, ...] = (),
+        route: str | None = None,
     ) -> tuple[httpx.Response, int]:
         """One call: the first 2xx response and the attempt it came on, or raise.
 
         `shown_url` is what logs and errors show; `deadline` bounds each exchange
         from connecting to the last byte (None: only httpx's per-operation timeouts);
         `api` is False for requests to hosts other than the API's, whose 429s must
-        not pause the whole client. Attempts and the waits between them run in
-        cancel scopes that `aclose()` cancels, so a closed client ends its calls at
-        once, typed.
+        not pause the whole client; `route` is the path's template for telemetry.
+        The attempts run in a cancel scope that `aclose()` cancels, so a closed
+        client ends its calls at once, typed.
         """
-        if self.closed:
+        if self._shared.closed:
             raise errors.ClientClosedError("this AsyncClient is closed; create a new one")
-        started = anyio.current_time()
-        attempt = 0
-        took_effect = False  # an earlier attempt may have been carried out
+        self.bind_loop()
+        scope = anyio.CancelScope()
+        self._shared.calls.add(scope)
+        telemetry = _otel.get()
+        spanned = (
+            contextlib.nullcontext(None)
+            if telemetry is None
+            else telemetry.request_span(method, shown_url, route)
+        )
         try:
-            while True:
-                attempt += 1
-                result = await self._attempt(
+            with scope, spanned as span:
+                return await self._attempts(
                     method,
                     url,
                     shown_url,
                     headers=headers,
                     params=params,
-                    content=content(),
-                    attempt=attempt,
-                    api=api,
+                    content=content,
+                    retry=retry,
                     deadline=deadline,
+                    api=api,
                     redact=redact,
+                    span=span,
                 )
-                if isinstance(result, httpx.Response):
-                    return result, attempt
-                decision = decide(
-                    self.retry,
-                    attempt=attempt,
-                    outcome=result.outcome,
-                    idempotent=retry is Retry.IDEMPOTENT,
-                    elapsed=anyio.current_time() - started,
-                    pauses_client=api,
-                    draw=random.random(),
-                )
-                result.error.earlier_attempt_may_have_taken_effect = took_effect
-                outcome = result.outcome
-                took_effect = took_effect or (
-                    outcome.sent
-                    if outcome.status is None
-                    else outcome.status in _MAYBE_DONE_STATUSES
-                )
-                if decision.pause:
-                    self._paused_until = max(
-                        self._paused_until, anyio.current_time() + decision.pause
-                    )
-                if not decision.retry:
-                    raise result.error
-                logger.info(
-                    "retrying %s %s in %.2f s (attempt %d of %d): %s",
-                    method,
-                    shown_url,
-                    decision.delay,
-                    attempt + 1,
-                    self.retry.attempts,
-                    result.error,
-                )
-                with self._closable() as scope:
-                    await anyio.sleep(decision.delay)
-                if scope.cancelled_caught:
-                    raise _closed_error()
         except errors.ClientClosedError:
             raise
         except Exception as exc:
-            if not self.closed:
+            if not self._shared.closed:
                 raise
             # Whatever the closing pool made of the exchange, the cause is the close.
             raise _closed_error() from exc
+        finally:
+            self._shared.calls.discard(scope)
+        raise _closed_error()  # only aclose() cancels the scope
 
-    def _closable(self) -> anyio.CancelScope:
-        """A cancel scope that `aclose()` cancels (at once if already closed).
-
-        Whoever enters it raises `ClientClosedError` when it caught a cancel and
-        `closed` is set; the set holding it drops it once it is gone.
-        """
-        scope = anyio.CancelScope()
-        if self.closed:
-            scope.cancel()
-        self._calls.add(scope)
-        return scope
+    async def _attempts(
+        self,
+        method: str,
+        url: str,
+        shown_url: str,
+        *,
+        headers: Mapping[str, str],
+        params: Mapping[str, str] | None,
+        content: Callable[[], bytes | AsyncIterable[bytes] | None],
+        retry: Retry,
+        deadline: float | None,
+        api: bool,
+        redact: tuple[str, ...],
+        span: _otel.RequestSpan | None,
+    ) -> tuple[httpx.Response, int]:
+        """Attempts until one brings a 2xx or `decide` says stop (noted on `span`)."""
+        started = anyio.current_time()
+        attempt = 0
+        took_effect = False  # an earlier attempt may have been carried out
+        while True:
+            attempt += 1
+            result = await self._attempt(
+                method,
+                url,
+                shown_url,
+                headers=headers,
+                params=params,
+                content=content(),
+                attempt=attempt,
+                api=api,
+                deadline=deadline,
+                redact=redact,
+            )
+            if isinstance(result, httpx.Response):
+                if span is not None:
+                    span.answered(result.status_code, attempt)
+                return result, attempt
+            decision = decide(
+                self.retry,
+                attempt=attempt,
+                outcome=result.outcome,
+                idempotent=retry is Retry.IDEMPOTENT,
+                elapsed=anyio.current_time() - started,
+                pauses_client=api,
+                draw=random.random(),
+            )
+            result.error.earlier_attempt_may_have_taken_effect = took_effect
+            outcome = result.outcome
+            took_effect = took_effect or (
+                outcome.sent if outcome.status is None else outcome.status in _MAYBE_DONE_STATUSES
+            )
+            if decision.pause:
+                self._shared.paused_until = max(
+                    self._shared.paused_until, anyio.current_time() + decision.pause
+                )
+                if span is not None:
+                    span.paused(decision.pause)
+            if not decision.retry:
+                raise result.error
+            logger.info(
+                "retrying %s %s in %.2f s (attempt %d of %d): %s",
+                method,
+                shown_url,
+                decision.delay,
+                attempt + 1,
+                self.retry.attempts,
+                result.error,
+            )
+            reason = _reason(result)
+            if span is not None:
+                span.retry(attempt, decision.delay, reason)
+            if self.retry.on_retry is not None:
+                event = RetryEvent(
+                    attempt=attempt,
+                    delay=decision.delay,
+                    reason=reason,
+                    error=result.error,
+                    method=method,
+                    url=shown_url,
+                )
+                called = self.retry.on_retry(event)
+                if inspect.isawaitable(called):
+                    await called
+            await anyio.sleep(decision.delay)
 
     async def _exchange(
         self,
@@ -414,7 +595,7 @@ class HTTPCore:
         lies) is read no further than the limit.
         """
         trace = TRACE.get()
-        request = self.client.build_request(
+        request = self._shared.client.build_request(
             method,
             url,
             params=params,
@@ -427,7 +608,7 @@ class HTTPCore:
             # Sent as is, not through httpx's wrapper of iterables: an async generator
             # would be left suspended (and warned about on trio) when an upload is cancelled.
             request.stream = content
-        response = await self.client.send(request, stream=True)
+        response = await self._shared.client.send(request, stream=True)
         try:
             declared = response.headers.get("Content-Length", "")
             if not declared.isdigit():  # h11 holds a declared body to its length
@@ -458,54 +639,51 @@ class HTTPCore:
         httpx's timeouts bound each read and write, so an answer dripping a byte
         at a time never trips them: `deadline` bounds the whole exchange.
         """
-        with self._closable() as scope:
-            self._waiting += 1
+        shared = self._shared
+        shared.waiting += 1
+        try:
+            await shared.in_flight.acquire()
+        finally:
+            shared.waiting -= 1
+        try:
+            pause = shared.paused_until - anyio.current_time()
+            if pause > 0:
+                await anyio.sleep(pause)
+            t0 = time.perf_counter()
+            shared.sent += 1
+            shared.on_wire += 1
             try:
-                await self._in_flight.acquire()
-            finally:
-                self._waiting -= 1
-            try:
-                pause = self._paused_until - anyio.current_time()
-                if pause > 0:
-                    await anyio.sleep(pause)
-                if deadline is not None:  # from here: queueing and pauses do not count
-                    scope.deadline = anyio.current_time() + deadline
-                t0 = time.perf_counter()
-                self._sent += 1
-                self._on_wire += 1
-                try:
+                with anyio.move_on_after(math.inf if deadline is None else deadline) as scope:
                     response = await self._exchange(method, url, params, content, headers)
-                finally:
-                    self._on_wire -= 1
-            except _TooLarge as exc:
-                oversized = errors.ResponseDecodeError(
-                    f"response body is larger than {MAX_BODY_BYTES} bytes; not read",
+            finally:
+                shared.on_wire -= 1
+            if scope.cancelled_caught:
+                logger.debug("%s %s failed: over its %g s deadline", method, shown_url, deadline)
+                error = errors.RequestTimeoutError(
+                    f"request timed out (no complete answer within {deadline:g} s)",
                     method=method,
                     url=shown_url,
-                    status=exc.response.status_code,
-                    response=_carried(exc.response),
                     attempts=attempt,
                 )
-                return _Failed(oversized, Outcome(status=exc.response.status_code))
-            except httpx.HTTPError as exc:
-                logger.debug("%s %s failed: %s", method, shown_url, type(exc).__name__)
-                return _Failed(
-                    _transport_error(exc, method, shown_url, attempt),
-                    Outcome(sent=not isinstance(exc, _UNSENT_ERRORS)),
-                )
-            finally:
-                self._in_flight.release()
-        if scope.cancelled_caught:
-            if self.closed:
-                raise _closed_error()
-            logger.debug("%s %s failed: over its %g s deadline", method, shown_url, deadline)
-            error = errors.RequestTimeoutError(
-                f"request timed out (no complete answer within {deadline:g} s)",
+                return _Failed(error, Outcome(sent=True))
+        except _TooLarge as exc:
+            oversized = errors.ResponseDecodeError(
+                f"response body is larger than {MAX_BODY_BYTES} bytes; not read",
                 method=method,
                 url=shown_url,
+                status=exc.response.status_code,
+                response=_carried(exc.response),
                 attempts=attempt,
             )
-            return _Failed(error, Outcome(sent=True))
+            return _Failed(oversized, Outcome(status=exc.response.status_code))
+        except httpx.HTTPError as exc:
+            logger.debug("%s %s failed: %s", method, shown_url, type(exc).__name__)
+            return _Failed(
+                _transport_error(exc, method, shown_url, attempt),
+                Outcome(sent=not isinstance(exc, _UNSENT_ERRORS)),
+            )
+        finally:
+            shared.in_flight.release()
         if api:
             self._note_date(response)
         logger.debug(
@@ -517,17 +695,6 @@ class HTTPCore:
         )
         return _judge(response, method, shown_url, attempt, redact)
 
-    def server_time_ms(self) -> int | None:
-        """The API's clock now (epoch ms), from the last response's `Date`; None if unknown.
-
-        `Date` has whole seconds, cut down, so this is never ahead of the API's clock
-        (by more than the drift since that response).
-        """
-        if self._server_date is None:
-            return None
-        date, seen = self._server_date
-        return int((date + anyio.current_time() - seen) * 1000)
-
     def _note_date(self, response: httpx.Response) -> None:
         value = response.headers.get("Date")
         if value is None:
@@ -536,7 +703,7 @@ class HTTPCore:
             date = email.utils.parsedate_to_datetime(value).timestamp()
         except (TypeError, ValueError):
             return
-        self._server_date = (date, anyio.current_time())
+        self._shared.server_date = (date, anyio.current_time())
 
 
 def _judge(
@@ -561,6 +728,25 @@ def _carried(response: httpx.Response) -> httpx.Response:
     """`response` as an error carries it: its request's key blanked."""
     _redact_key(response.request)
     return response
+
+
+def _reason(failed: _Failed) -> str:
+    """Why an attempt failed, short: "HTTP 503", or the error's class without an answer."""
+    status = failed.outcome.status
+    return f"HTTP {status}" if status is not None else type(failed.error).__name__
+
+
+def _running_loop() -> object:
+    """The running event loop: asyncio's loop object, or trio's token for its run.
+
+    Each backend is looked up among the imported modules: the one running is imported,
+    and importing asyncio here would slow `import nexus_async` down.
+    """
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is not None:
+        with contextlib.suppress(RuntimeError):  # not asyncio's loop running: trio's
+            return asyncio.get_running_loop()
+    return sys.modules["trio"].lowlevel.current_trio_token()
 
 
 def _closed_error() -> errors.ClientClosedError:

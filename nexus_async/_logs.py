@@ -34,7 +34,7 @@ from typing import Any
 import anyio
 import attrs
 
-from . import errors
+from . import _otel, errors
 from ._convert import structure
 from ._http import TRACE
 from ._poll import TRANSIENT, Outage, check_timeout, poll_backoff
@@ -215,6 +215,7 @@ def _keys(payload: Any, url: str) -> tuple[list[Any], list[tuple[int, str]]]:
         raise _decode_error(payload, url) from None
     if type(entries) is not list or not all(type(t) is int and type(i) is str for t, i in keys):
         raise _decode_error(payload, url)
+    _otel.log_page()
     return entries, keys
 
 
@@ -250,12 +251,16 @@ class LogStream:
     """
 
     def __init__(
-        self, pages: AsyncGenerator[Page | list[JobLogEntry], None], start: LogCursor
+        self,
+        pages: AsyncGenerator[Page | list[JobLogEntry], None],
+        start: LogCursor,
+        span: _otel.LogSpan | None = None,
     ) -> None:
         self._pages = pages
         self._base = start  # the cursor before the current page
         self._page: list[JobLogEntry] = []
         self._index = 0  # entries of the current page yielded
+        self._span = span  # with OpenTelemetry: counts entries, pages and resumes
 
     @property
     def cursor(self) -> LogCursor:
@@ -278,19 +283,35 @@ class LogStream:
     async def __anext__(self) -> JobLogEntry:
         while self._index >= len(self._page):
             try:
-                page = await self._pages.__anext__()
+                with _otel.fetching_logs(self._span):
+                    page = await self._pages.__anext__()
                 entries = page if isinstance(page, list) else page.decode()
+            except StopAsyncIteration:
+                self._end(None)
+                raise
             except errors.NexusError as exc:
                 exc.cursor = self.cursor
+                self._end(exc)
+                raise
+            except BaseException as exc:
+                self._end(exc)
                 raise
             self._base = self.cursor
             self._page, self._index = entries, 0
         self._index += 1
+        if self._span is not None:
+            self._span.entry()
         return self._page[self._index - 1]
 
     async def aclose(self) -> None:
         """Stop the walk; any request it has in flight is cancelled before this returns."""
+        self._end(None)  # the caller stopped reading: not a failure
         await self._pages.aclose()
+
+    def _end(self, error: BaseException | None) -> None:
+        span, self._span = self._span, None
+        if span is not None:
+            span.end(error)
 
 
 class _Pager:
@@ -649,13 +670,15 @@ def all_logs(
     time, inline.
     """
     start = LogCursor.newest_first(flt.before_time) if resume_from is None else resume_from
+    span = _otel.log_span("get_all_logs", job_id)
     if not runtime.in_background:
-        return LogStream(log_pages(fetch, url, job_id, flt, start), start)
+        return LogStream(log_pages(fetch, url, job_id, flt, start), start, span)
     if concurrency == 1:
         pager = _Pager(url, job_id, flt, start)
-        return LogStream(_prefetched(lambda emit: _pipelined(fetch, pager, emit), runtime), start)
+        walked = _prefetched(lambda emit: _pipelined(fetch, pager, emit), runtime)
+        return LogStream(walked, start, span)
     walk = _ParallelWalk(fetch, url, job_id, flt, start, concurrency)
-    return LogStream(_prefetched(walk.run, runtime), start)
+    return LogStream(_prefetched(walk.run, runtime), start, span)
 
 
 async def _prefetched(
@@ -755,6 +778,7 @@ def follow_logs(
                     async with contextlib.aclosing(pages):
                         batch = [entry async for page in pages for entry in page.decode()]
                 except TRANSIENT as exc:
+                    _otel.log_resumed()
                     outage.failed(exc, started)
                 else:
                     outage.succeeded()
@@ -771,4 +795,4 @@ def follow_logs(
                 delay = min(delay, max(0.0, deadline - anyio.current_time()))
             await anyio.sleep(delay)
 
-    return LogStream(batches(), start)
+    return LogStream(batches(), start, _otel.log_span("follow_logs", job_id))

@@ -20,7 +20,7 @@ from typing import TypeVar
 
 import anyio
 
-from . import errors
+from . import _otel, errors
 from ._backoff import Backoff
 
 __all__ = ["TRANSIENT", "Outage", "check_timeout", "poll_backoff", "watch_changes"]
@@ -142,8 +142,10 @@ async def watch_changes(
             try:
                 snapshot = await fetch()
             except TRANSIENT as exc:
+                _otel.poll_failed(exc)
                 outage.failed(exc, started)
             else:
+                _otel.polled(snapshot)
                 outage.succeeded()
         if snapshot is not None and (last is None or state(snapshot) != state(last)):
             step = max(0, step - 1)

@@ -12,7 +12,7 @@ from collections.abc import AsyncGenerator, Mapping
 from typing import Any, Generic, TypeVar
 
 from . import errors
-from ._http import HTTPCore, Retry
+from ._http import HTTPCore, RawResponses, Retry
 from ._runtime import Runtime
 from ._validate import check_id
 from .models import DeleteResponse, PaginationResponse
@@ -48,6 +48,14 @@ class Collection(Generic[T]):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} project_id={self._project_id!r}>"
+
+    @property
+    def with_raw_response(self) -> RawResponses:
+        """The same calls, each returning `(result, httpx.Response)`.
+
+        Example: `job, response = await jobs.with_raw_response.get(job_id)`.
+        """
+        return RawResponses(self)
 
     @property
     def _outage_budget(self) -> float:

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import anyio
 import attrs
 
-from . import errors
+from . import _otel, errors
 from ._poll import TRANSIENT, Outage, check_timeout, poll_backoff, watch_changes
 from ._validate import check_id, check_int, check_str
 from .models import Job, JobStatusOverview, PaginationResponse
@@ -228,6 +228,7 @@ class Poller:
         self._kick.set()
 
     async def _run(self) -> None:
+        _otel.without_parent()  # serves every waiter: the first one's span is not its parent
         try:
             while self._subscriptions and not self.closed:
                 with anyio.CancelScope() as self._scope:
@@ -424,6 +425,7 @@ class AsCompleted:
         self._closed = False
         self._ticked = False
         self._changed = False
+        self._span = _otel.WaitSpan.idle()
         for job_id in check_job_ids(job_ids):
             self.add(job_id)
 
@@ -450,6 +452,7 @@ class AsCompleted:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        self._span.end(exc_info[1] if isinstance(exc_info[1], BaseException) else None)
         await self.aclose()
 
     async def aclose(self) -> None:
@@ -459,6 +462,7 @@ class AsCompleted:
         ended, so that no request of ours is left in flight behind the caller.
         """
         self._closed = True
+        self._span.end()
         self._poller.unsubscribe(self._subscription)
         await self._poller.wait_ended()
 
@@ -466,6 +470,7 @@ class AsCompleted:
         if not self._subscribed:
             self._poller.subscribe(self._subscription)
             self._subscribed = True
+            self._span = _otel.WaitSpan.start("as_completed", jobs=len(self.pending))
             if self._timeout is not None:
                 self._deadline = anyio.current_time() + self._timeout
         while not self._ready:
@@ -510,6 +515,7 @@ class AsCompleted:
             if job.is_finished:
                 self._subscription.pending.discard(job_id)
                 finished.append(job)
+        self._span.poll(updated=len(updates), finished=len(finished), pending=len(self.pending))
         # Jobs seen finished in the same tick come out in the order they finished.
         finished.sort(key=lambda job: (job.status.update_date, job.id))
         self._ready.extend(finished)
@@ -570,34 +576,35 @@ async def wait_all(
     bad_state = None if raise_exception_if is None else str(raise_exception_if)
     finals: dict[str, Job] = {}
     failed: list[Job] = []
-    waiter = as_completed(
-        source,
-        ids,
-        poller=poller,
-        interval=interval,
-        timeout=timeout,
-        on_update=on_update,
-        on_progress=on_progress,
-        totals=totals,
-        outage_budget=outage_budget,
-    )
-    async with waiter:
-        async for job in waiter:
-            finals[job.id] = job
-            if bad_state is not None and str(job.status.overview) == bad_state:
-                if fail_fast:
-                    raise errors.JobStateError(ended_message(job), job=job)
-                failed.append(job)
-    ordered = [finals[job_id] for job_id in ids]
-    if failed:
-        raise errors.JobStateError(
-            f"{len(failed)} of {len(ids)} jobs ended {bad_state}; first: "
-            + ended_message(failed[0]),
-            job=failed[0],
-            jobs=failed,
-            finished=ordered,
+    with _otel.wait_span("wait_all", jobs=len(ids)):
+        waiter = as_completed(
+            source,
+            ids,
+            poller=poller,
+            interval=interval,
+            timeout=timeout,
+            on_update=on_update,
+            on_progress=on_progress,
+            totals=totals,
+            outage_budget=outage_budget,
         )
-    return ordered
+        async with waiter:
+            async for job in waiter:
+                finals[job.id] = job
+                if bad_state is not None and str(job.status.overview) == bad_state:
+                    if fail_fast:
+                        raise errors.JobStateError(ended_message(job), job=job)
+                    failed.append(job)
+        ordered = [finals[job_id] for job_id in ids]
+        if failed:
+            raise errors.JobStateError(
+                f"{len(failed)} of {len(ids)} jobs ended {bad_state}; first: "
+                + ended_message(failed[0]),
+                job=failed[0],
+                jobs=failed,
+                finished=ordered,
+            )
+        return ordered
 
 
 async def watch(
@@ -640,16 +647,17 @@ async def wait_until_done(
         check_str(str(raise_exception_if), "raise_exception_if")
     check_callback(on_update, "on_update")
     final: Job | None = None
-    snapshots = watch(
-        source, job_id, interval=interval, timeout=timeout, outage_budget=outage_budget
-    )
-    async with contextlib.aclosing(snapshots):
-        async for final in snapshots:
-            await _call(on_update, final)
-    assert final is not None, "watch() ends only after yielding a finished job"
-    if raise_exception_if is not None and str(final.status.overview) == str(raise_exception_if):
-        raise errors.JobStateError(ended_message(final), job=final)
-    return final
+    with _otel.wait_span("wait_until_done", job_id=job_id):
+        snapshots = watch(
+            source, job_id, interval=interval, timeout=timeout, outage_budget=outage_budget
+        )
+        async with contextlib.aclosing(snapshots):
+            async for final in snapshots:
+                await _call(on_update, final)
+        assert final is not None, "watch() ends only after yielding a finished job"
+        if raise_exception_if is not None and str(final.status.overview) == str(raise_exception_if):
+            raise errors.JobStateError(ended_message(final), job=final)
+        return final
 
 
 def wait_timeout_error(

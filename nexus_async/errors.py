@@ -6,6 +6,7 @@ The hierarchy::
     ├── ValidationError (also ValueError)     bad input, caught before any request is sent
     │   └── DatasetFileError                   a dataset file or item that is not valid NDJSON
     ├── ClientClosedError (also RuntimeError) the client was used after `aclose()`
+    ├── EventLoopError (also RuntimeError)    the client was used from another event loop or thread
     ├── APIError                              one HTTP exchange failed (the fields below)
     │   ├── TransportError                     no usable HTTP response
     │   │   ├── NexusConnectionError            could not connect, or the connection broke
@@ -32,8 +33,9 @@ The hierarchy::
 Errors that concern one HTTP exchange (`APIError`) carry `method`, `url` (never the
 secret key, which travels only in a header), `status` (or None), the server's
 `message` and `code`, the `response` when there was one (its request's secret-key
-header redacted), and how many `attempts` were made. An error that ends a log
-stream carries `cursor`, where a new stream can resume.
+header redacted), how many `attempts` were made, and the server's `request_id` (its
+`X-Request-Id` header) when it answered: quote it when reporting a problem. An error
+that ends a log stream carries `cursor`, where a new stream can resume.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ __all__ = [
     "DatasetFileError",
     "DatasetWaitTimeoutError",
     "DeliveryDecodeError",
+    "EventLoopError",
     "ForbiddenError",
     "JobStateError",
     "LogPagingError",
@@ -92,6 +95,14 @@ class ClientClosedError(NexusError, RuntimeError):
     """Raised when a closed `AsyncClient` is used again."""
 
 
+class EventLoopError(NexusError, RuntimeError):
+    """Raised when a client is used on another event loop (or thread) than the one it first ran on.
+
+    An `AsyncClient` and its connections belong to one event loop: create one client
+    per loop, inside the code that runs on it.
+    """
+
+
 class APIError(NexusError):
     """Base of the errors raised when one HTTP exchange failed; catch it for all of them."""
 
@@ -119,6 +130,14 @@ class APIError(NexusError):
         self.code = code
         self.response = response
         self.attempts = attempts
+
+    @property
+    def request_id(self) -> str | None:
+        """The server's ID of the request that failed (`X-Request-Id`); None without an answer."""
+        if self.response is None:
+            return None
+        request_id: str | None = self.response.headers.get("X-Request-Id")
+        return request_id
 
     def __str__(self) -> str:
         where = f"{self.method} {self.url}"

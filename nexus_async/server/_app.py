@@ -23,6 +23,7 @@ from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._crc32c import Crc32c
 from ..signing import generate_secret
@@ -797,7 +798,37 @@ async def _disconnect(request: Request, exc: Exception) -> Response:
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
     logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return JSONResponse(error_json("internal server error", 500), 500)
+    # Sent from outside every middleware, so the request's ID is added here.
+    headers = {REQUEST_ID_HEADER: request.scope.get(_REQUEST_ID_KEY, "")}
+    return JSONResponse(error_json("internal server error", 500), 500, headers)
+
+
+REQUEST_ID_HEADER = "X-Request-Id"
+_REQUEST_ID_KEY = "nexus.request_id"
+
+
+class RequestIdMiddleware:
+    """Gives every answer an ``X-Request-Id`` (``req_...``), as the real API does.
+
+    Outermost but for Starlette's error layer, so injected faults carry one too.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = scope[_REQUEST_ID_KEY] = new_id("req")
+        header = (b"x-request-id", request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
 
 
 def build_app(core: NexusCore, *, lifespan: bool) -> Starlette:
@@ -811,6 +842,7 @@ def build_app(core: NexusCore, *, lifespan: bool) -> Starlette:
     app = Starlette(
         routes=_Api(core).routes(),
         middleware=[
+            Middleware(RequestIdMiddleware),
             Middleware(
                 ControlMiddleware,
                 faults=core.faults,

@@ -16,12 +16,16 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import secrets as random_secrets
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from anyio.from_thread import start_blocking_portal
@@ -30,6 +34,7 @@ from nexus_async import (
     AsyncClient,
     DeliveryReceiver,
     Job,
+    RetryEvent,
     RetryPolicy,
     WebhookSecret,
     WebhookSpec,
@@ -198,6 +203,29 @@ async def _sdk_run(
             ),
         )
 
+        # A view with a retry callback, and a raw response: what they hand out is scanned.
+        events: list[RetryEvent] = []
+        view = client.with_options(
+            timeout=10,
+            retry=RetryPolicy(attempts=3, backoff=FAST_RETRY.backoff, on_retry=events.append),
+        )
+        nexus.inject_fault(method="PUT", path="/secret$", status=503, times=1)
+        hooks = view.get_project(nexus.project_id).batch.webhooks
+        rotated_hook, response = await hooks.with_raw_response.update_secret(hook.id, rotated)
+        assert events, "the view's retry callback should have been called"
+        ev.add("view", view, hooks.with_raw_response, rotated_hook, *events)
+        ev.add("raw response", response, response.headers, response.request.headers)
+
+        # A client used on a second event loop (another thread's).
+        stray = AsyncClient(key, base_url=nexus.base_url, retry=FAST_RETRY)
+        stray_jobs = stray.get_project(nexus.project_id).batch.jobs
+        await stray_jobs.list()
+        await ev.expect(
+            errors.EventLoopError,
+            lambda: anyio.to_thread.run_sync(lambda: anyio.run(stray_jobs.list)),
+        )
+        await stray.aclose()
+
         # Auth failures, with the key (or a near miss of it) in the header.
         other_project, _ = nexus.add_project()
         await ev.expect(
@@ -361,6 +389,16 @@ def test_secrets_never_leak(
             nexus.clear_faults()
             for wrong_key in (key[::-1], key + " x"):
                 cli_out.append(_cli(capsys, "jobs", "list", "--secret-key", wrong_key))
+            # The logging switch in a process of its own: its request log on stderr.
+            switched = subprocess.run(
+                [sys.executable, "-m", "nexus_async.cli", "jobs", "list"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env={**os.environ, "NEXUS_LOG": "debug"},
+            )
+            assert "GET " in switched.stderr, switched.stderr
+            cli_out += [switched.stdout, switched.stderr]
             texts += [("cli", text) for text in cli_out]
             fresh = (tmp_path / "fresh.secret").read_text().strip()
 
