@@ -248,7 +248,10 @@ async def test_a_log_stream_is_a_span_counting_entries_and_pages(
     job = await quiet_job(jobs, nexus)
     nexus.seed_logs(job.id, 250)
     spans.clear()
-    got = [entry async for entry in jobs.get_all_logs(job.id, {"max_entries": 100})]
+    # One request at a time, so the pages are exactly the walk's (a parallel walk
+    # pages its slices, and may make more requests).
+    stream_of = jobs.get_all_logs(job.id, {"max_entries": 100}, concurrency=1)
+    got = [entry async for entry in stream_of]
     assert len(got) == 250
     (stream,) = named(spans.get_finished_spans(), "nexus.logs get_all_logs")
     attributes = dict(stream.attributes or {})
