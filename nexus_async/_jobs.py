@@ -8,6 +8,7 @@ from typing import Any
 
 from . import _logs, _waiting
 from ._convert import unstructure
+from ._create import create_once, same
 from ._http import HTTPCore, Retry
 from ._resource import Collection
 from ._runtime import Runtime
@@ -44,7 +45,9 @@ class Jobs(Collection[Job]):
     def _shared_poller(self) -> _waiting.Poller | None:
         return self._runtime.poller(self._project_id, self, outage_budget=self._outage_budget)
 
-    async def create(self, name: str, job_options: JobOptions | Mapping[str, Any]) -> Job:
+    async def create(
+        self, name: str, job_options: JobOptions | Mapping[str, Any], *, recover: bool = True
+    ) -> Job:
         """Create a batch job that predicts on a dataset and delivers to a webhook.
 
         Args:
@@ -53,15 +56,27 @@ class Jobs(Collection[Job]):
                 `webhook_id`, exactly one of `deployment_id` / `artifact_id` (with
                 optional `deployment_metadata`), optional `start_at_time`,
                 `stop_at_time` (epoch ms).
+            recover: When the outcome is ambiguous (the answer was lost, or a
+                500/502/504 after the request may have been carried out), look for
+                the job this call made and return it, sending again only when it
+                provably does not exist (True, the default). False raises instead.
 
         Returns:
             The new Job.
 
         Raises:
             ValidationError: bad arguments; nothing was sent.
+            APIError: the create failed, or (with `recover`) its outcome stayed
+                unknown: the lookup failed or could not rule the job out.
 
-        The request is retried only if it provably never reached the server, so
-        one call never creates two jobs.
+        One call makes at most one job. The request is resent only if it provably
+        never reached the server, or after a lookup proved that the failed attempt
+        made no job. The lookup reads newest-first list pages for a job of this
+        name and spec created during the attempt (by the API's clock) that no other
+        call of this client has claimed: about one page of 100 jobs per ambiguous
+        attempt. Limit: two identical creates racing from different processes are
+        indistinguishable on this API, so one may return the other's job; use
+        distinct names where that matters.
 
         Example:
             job = await jobs.create("nightly", {"dataset_id": ..., "webhook_id": ...,
@@ -70,7 +85,15 @@ class Jobs(Collection[Job]):
         check_str(name, "name")
         spec = JobOptions.coerce(job_options).to_spec()
         body = {"name": name, "spec": unstructure(spec)}
-        return await self._http.request("POST", self._base, into=Job, retry=Retry.UNSENT, body=body)
+        return await create_once(
+            self._http,
+            self._runtime.creates,
+            self._base,
+            body,
+            into=Job,
+            matches=lambda job: job.name == name and same(body["spec"], unstructure(job.spec)),
+            recover=recover,
+        )
 
     async def list(
         self, pagination: Pagination | Mapping[str, Any] | None = None

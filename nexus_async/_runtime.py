@@ -18,6 +18,7 @@ import attrs
 from anyio.abc import TaskGroup
 
 from . import errors
+from ._create import CreateLedger
 from ._http import HTTPStats
 from ._waiting import JobSource, Poller
 
@@ -76,6 +77,7 @@ class Runtime:
         self._task_group: TaskGroup | None = None
         self._scopes: set[anyio.CancelScope] = set()
         self._pollers: dict[str, Poller] = {}
+        self.creates = CreateLedger()  # the claims of exactly-once creates (`_create`)
 
     @property
     def state(self) -> str:
