@@ -226,6 +226,7 @@ class Jobs(Collection[Job]):
         timeout: float | None = 36_000.0,
         raise_exception_if: JobStatusOverview | str | None = JobStatusOverview.FAILED,
         on_update: OnJob | None = None,
+        on_cancel: str = "leave",
     ) -> Job:
         """Wait until the job is finished (overview Reached or Failed) and return it.
 
@@ -239,8 +240,12 @@ class Jobs(Collection[Job]):
             raise_exception_if: Raise `JobStateError` if the job ends in this overview
                 ("Failed" by default; None never raises).
             on_update: Called (sync or async) with every new snapshot.
+            on_cancel: What cancelling the awaiting task does to the job: "leave" it
+                running (the default) or "cancel" it too, before the cancellation
+                propagates (shielded, at most 5 s; a failure is logged, not raised).
 
         Raises:
+            ValidationError: a bad argument, `on_cancel` other than "leave"/"cancel".
             JobStateError: the job ended in `raise_exception_if`; `.job` is the final Job.
             WaitTimeoutError: still running at the deadline; `.job` is the last snapshot.
 
@@ -255,6 +260,7 @@ class Jobs(Collection[Job]):
             raise_exception_if=raise_exception_if,
             on_update=on_update,
             outage_budget=self._outage_budget,
+            on_cancel=on_cancel,
         )
 
     def as_completed(
@@ -266,6 +272,7 @@ class Jobs(Collection[Job]):
         on_update: OnJob | None = None,
         on_progress: OnProgress | None = None,
         totals: Mapping[str, int] | None = None,
+        on_cancel: str = "leave",
     ) -> AsCompleted:
         """Yield each job's final snapshot as it finishes (Reached or Failed), in completion order.
 
@@ -282,6 +289,9 @@ class Jobs(Collection[Job]):
             on_progress: Called with a `JobProgress` (counters, rate, ETA) for every
                 new snapshot.
             totals: Item count per job ID, for the ETA in `on_progress`.
+            on_cancel: "leave" (default) or "cancel": whether cancelling the task
+                that iterates cancels the jobs not finished yet (shielded, at most
+                5 s, failures logged), as for `wait_until_done`.
 
         Example:
             async with jobs.as_completed(ids) as finished:
@@ -298,6 +308,7 @@ class Jobs(Collection[Job]):
             on_progress=on_progress,
             totals=totals,
             outage_budget=self._outage_budget,
+            on_cancel=on_cancel,
         )
 
     async def wait_all(
@@ -311,12 +322,14 @@ class Jobs(Collection[Job]):
         on_update: OnJob | None = None,
         on_progress: OnProgress | None = None,
         totals: Mapping[str, int] | None = None,
+        on_cancel: str = "leave",
     ) -> builtins.list[Job]:
         """Wait until every job is finished; return their final snapshots in the order given.
 
         Args:
             job_ids: The jobs to wait for (duplicates are waited for once).
-            interval, timeout, on_update, on_progress, totals: As for `as_completed`.
+            interval, timeout, on_update, on_progress, totals, on_cancel: As for
+                `as_completed` ("cancel" cancels exactly the jobs not finished yet).
             raise_exception_if: An overview that counts as failure ("Failed" by
                 default; None accepts every ending).
             fail_fast: Raise `JobStateError` at the first job ending in
@@ -343,6 +356,7 @@ class Jobs(Collection[Job]):
             on_progress=on_progress,
             totals=totals,
             outage_budget=self._outage_budget,
+            on_cancel=on_cancel,
         )
 
     def follow_logs(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import logging
 import math
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
@@ -35,6 +36,7 @@ from .models import Job, JobStatusOverview, PaginationResponse
 from .options import MAX_PAGE, Pagination
 
 __all__ = [
+    "ON_CANCEL",
     "AsCompleted",
     "JobProgress",
     "JobSource",
@@ -55,6 +57,13 @@ _GET_CONCURRENCY = 16
 # Longest wait, when the last waiter leaves, for the polling task to end.
 _STOP_SECONDS = 5.0
 
+# Longest time the jobs of a cancelled wait with `on_cancel="cancel"` are given to stop.
+_CANCEL_SECONDS = 5.0
+ON_CANCEL = ("leave", "cancel")
+"""What a cancelled wait does with the jobs not finished yet: leave them running or cancel them."""
+
+logger = logging.getLogger("nexus_async")
+
 Spawn = Callable[[Callable[[], Awaitable[None]]], None]
 
 
@@ -64,6 +73,8 @@ class JobSource(Protocol):
     async def get(self, job_id: str) -> Job: ...
 
     async def list(self, pagination: Pagination) -> PaginationResponse[Job]: ...
+
+    async def cancel(self, job_id: str) -> Job: ...
 
 
 @attrs.frozen
@@ -164,7 +175,7 @@ class Poller:
         spawn: Spawn | None = None,
         outage_budget: float | None = None,
     ) -> None:
-        self._source = source
+        self.source = source
         self._spawn = spawn
         self._outage = Outage("jobs", outage_budget)
         self._subscriptions: weakref.WeakSet[_Subscription] = weakref.WeakSet()
@@ -302,7 +313,7 @@ class Poller:
                     try:
                         # `get` checks that the answer is about `job_id`: waiters
                         # file snapshots by the ID they asked for.
-                        found[job_id] = await self._source.get(job_id)
+                        found[job_id] = await self.source.get(job_id)
                     except TRANSIENT as exc:
                         if isinstance(exc, errors.TransportError):
                             unreachable = exc
@@ -324,7 +335,7 @@ class Poller:
         oldest = min(dates) if len(dates) == len(wanted) else None
         cursor: str | None = None
         for _ in range(max_pages):
-            page = await self._source.list(Pagination(limit=limit, page=cursor))
+            page = await self.source.list(Pagination(limit=limit, page=cursor))
             for job in page.data:
                 if job.id in wanted:
                     found[job.id] = job
@@ -373,6 +384,39 @@ def check_job_ids(job_ids: Iterable[str]) -> list[str]:
     return ids
 
 
+def check_on_cancel(value: object) -> bool:
+    """Whether a cancelled wait cancels its unfinished jobs; `ValidationError` for a bad value."""
+    if not isinstance(value, str) or value not in ON_CANCEL:
+        raise errors.ValidationError(f'`on_cancel` must be "leave" or "cancel" (got {value!r})')
+    return value == "cancel"
+
+
+async def cancel_jobs(source: JobSource, job_ids: Iterable[str]) -> None:
+    """Cancel the jobs of a cancelled wait: shielded, bounded, errors logged and not raised.
+
+    It runs while the caller's task is being cancelled, so nothing here may raise
+    over that cancellation, nor keep the caller much longer than `_CANCEL_SECONDS`.
+    """
+    ids = sorted(job_ids)
+    if not ids:
+        return
+
+    async def cancel_one(job_id: str) -> None:
+        try:
+            await source.cancel(job_id)
+        except errors.NexusError as exc:
+            logger.warning("could not cancel job %s after its wait was cancelled: %s", job_id, exc)
+
+    with anyio.move_on_after(_CANCEL_SECONDS, shield=True) as scope:
+        async with anyio.create_task_group() as tg:
+            for job_id in ids:
+                tg.start_soon(cancel_one, job_id)
+    if scope.cancelled_caught:
+        logger.warning("cancelling %d job(s) took over %g s; gave up", len(ids), _CANCEL_SECONDS)
+    else:
+        logger.info("cancelled %d unfinished job(s) of a cancelled wait", len(ids))
+
+
 def ended_message(job: Job) -> str:
     status = job.status
     reason = f" ({status.reason})" if status.reason else ""
@@ -405,7 +449,9 @@ class AsCompleted:
         on_progress: OnProgress | None,
         totals: Mapping[str, int] | None,
         outage_budget: float | None = None,
+        on_cancel: str = "leave",
     ) -> None:
+        self._cancel_jobs = check_on_cancel(on_cancel)
         poll_backoff(interval)  # validates
         check_timeout(timeout)
         check_callback(on_update, "on_update")
@@ -449,8 +495,18 @@ class AsCompleted:
     async def __aenter__(self) -> AsCompleted:
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
+    async def __aexit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        try:
+            if exc_type is not None and issubclass(exc_type, anyio.get_cancelled_exc_class()):
+                await self._cancelled()
+        finally:
+            await self.aclose()
+
+    async def _cancelled(self) -> None:
+        """The awaiting task is being cancelled: with `on_cancel="cancel"`, so are the jobs."""
+        if self._cancel_jobs and self._subscription.pending:
+            pending, self._cancel_jobs = set(self._subscription.pending), False  # once
+            await cancel_jobs(self._poller.source, pending)
 
     async def aclose(self) -> None:
         """Stop watching; the poller drops this waiter's jobs.
@@ -475,15 +531,19 @@ class AsCompleted:
             remaining = None if self._deadline is None else self._deadline - anyio.current_time()
             if remaining is not None and remaining <= 0:
                 raise self._timeout_error()
-            with anyio.move_on_after(math.inf if remaining is None else remaining):
-                if self._poller.shared:
-                    await self._subscription.wake.wait()
-                else:
-                    # Driving our own poller: wait out the backoff between ticks.
-                    if self._ticked:
-                        await anyio.sleep(self._poller.next_delay(self._changed))
-                    self._changed = await self._poller.tick()
-                    self._ticked = True
+            try:
+                with anyio.move_on_after(math.inf if remaining is None else remaining):
+                    if self._poller.shared:
+                        await self._subscription.wake.wait()
+                    else:
+                        # Driving our own poller: wait out the backoff between ticks.
+                        if self._ticked:
+                            await anyio.sleep(self._poller.next_delay(self._changed))
+                        self._changed = await self._poller.tick()
+                        self._ticked = True
+            except anyio.get_cancelled_exc_class():
+                await self._cancelled()  # iterated without `async with`, too
+                raise
             if self._poller.closed:
                 raise errors.ClientClosedError(
                     "the AsyncClient closed while waiting for "
@@ -536,6 +596,7 @@ def as_completed(
     on_progress: OnProgress | None = None,
     totals: Mapping[str, int] | None = None,
     outage_budget: float | None = None,
+    on_cancel: str = "leave",
 ) -> AsCompleted:
     """An `AsCompleted` over `job_ids`, on the shared `poller` if there is one; see `Jobs`."""
     return AsCompleted(
@@ -548,6 +609,7 @@ def as_completed(
         on_progress=on_progress,
         totals=totals,
         outage_budget=outage_budget,
+        on_cancel=on_cancel,
     )
 
 
@@ -564,6 +626,7 @@ async def wait_all(
     on_progress: OnProgress | None = None,
     totals: Mapping[str, int] | None = None,
     outage_budget: float | None = None,
+    on_cancel: str = "leave",
 ) -> list[Job]:
     """Every job's final snapshot, in the order given; see `Jobs.wait_all`."""
     ids = list(dict.fromkeys(check_job_ids(job_ids)))
@@ -580,6 +643,7 @@ async def wait_all(
         on_progress=on_progress,
         totals=totals,
         outage_budget=outage_budget,
+        on_cancel=on_cancel,
     )
     async with waiter:
         async for job in waiter:
@@ -634,8 +698,10 @@ async def wait_until_done(
     raise_exception_if: JobStatusOverview | str | None = JobStatusOverview.FAILED,
     on_update: OnJob | None = None,
     outage_budget: float | None = None,
+    on_cancel: str = "leave",
 ) -> Job:
     """The job once finished; see `Jobs.wait_until_done`."""
+    cancel_job = check_on_cancel(on_cancel)
     if raise_exception_if is not None:
         check_str(str(raise_exception_if), "raise_exception_if")
     check_callback(on_update, "on_update")
@@ -643,9 +709,14 @@ async def wait_until_done(
     snapshots = watch(
         source, job_id, interval=interval, timeout=timeout, outage_budget=outage_budget
     )
-    async with contextlib.aclosing(snapshots):
-        async for final in snapshots:
-            await _call(on_update, final)
+    try:
+        async with contextlib.aclosing(snapshots):
+            async for final in snapshots:
+                await _call(on_update, final)
+    except anyio.get_cancelled_exc_class():
+        if cancel_job and (final is None or not final.is_finished):
+            await cancel_jobs(source, [job_id])
+        raise
     assert final is not None, "watch() ends only after yielding a finished job"
     if raise_exception_if is not None and str(final.status.overview) == str(raise_exception_if):
         raise errors.JobStateError(ended_message(final), job=final)
