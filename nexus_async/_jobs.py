@@ -215,7 +215,12 @@ class Jobs(Collection[Job]):
                 None waits without limit.
         """
         return _waiting.watch(
-            self, job_id, interval=interval, timeout=timeout, outage_budget=self._outage_budget
+            self,
+            job_id,
+            interval=interval,
+            timeout=timeout,
+            outage_budget=self._outage_budget,
+            wakeups=self._runtime.wakeups,
         )
 
     async def wait_until_done(
@@ -261,6 +266,7 @@ class Jobs(Collection[Job]):
             on_update=on_update,
             outage_budget=self._outage_budget,
             on_cancel=on_cancel,
+            wakeups=self._runtime.wakeups,
         )
 
     def as_completed(

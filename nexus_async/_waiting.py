@@ -19,6 +19,7 @@ client closes, the shared poller wakes its waiters, which raise `ClientClosedErr
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import logging
 import math
@@ -44,6 +45,7 @@ __all__ = [
     "OnProgress",
     "Poller",
     "ProgressTracker",
+    "Wakeups",
     "as_completed",
     "wait_all",
     "wait_until_done",
@@ -65,6 +67,50 @@ ON_CANCEL = ("leave", "cancel")
 logger = logging.getLogger("nexus_async")
 
 Spawn = Callable[[Callable[[], Awaitable[None]]], None]
+# After a delivery for a job, the API records it and may finish the job: look this
+# much later, and again this much after the job's latest delivery if more arrive.
+WAKE_SETTLE = 0.1
+
+
+class Wakeups:
+    """Deliveries seen for jobs, waking the waits of one client that watch those jobs.
+
+    A `DeliveryReceiver` connected to the client (`receiver.connect(client)`) calls
+    `notify` for every verified delivery. A waiter then refreshes the job
+    `WAKE_SETTLE` seconds after its latest delivery (deliveries of a running job
+    keep pushing that back). Polling stays the source of truth: a delivery never
+    finishes a wait by itself. While a receiver is connected, the shared poller's
+    own cadence stays at `interval`, since deliveries tell it when to look sooner.
+    """
+
+    def __init__(self) -> None:
+        self.receivers = 0
+        self._pollers: weakref.WeakSet[Poller] = weakref.WeakSet()
+        self._single: dict[str, set[anyio.Event]] = {}  # job -> single-job waits sleeping
+
+    def add(self, poller: Poller) -> None:
+        self._pollers.add(poller)
+
+    def notify(self, job_id: str) -> None:
+        """A verified delivery for `job_id` arrived."""
+        for poller in list(self._pollers):
+            poller.wake(job_id)
+        for event in self._single.get(job_id, ()):
+            event.set()
+
+    async def pause(self, job_id: str, seconds: float) -> None:
+        """Sleep `seconds`, or until `WAKE_SETTLE` after a delivery for the job."""
+        with anyio.move_on_after(seconds):
+            event = anyio.Event()
+            waiting = self._single.setdefault(job_id, set())
+            waiting.add(event)
+            try:
+                await event.wait()
+            finally:
+                waiting.discard(event)
+                if not waiting:
+                    del self._single[job_id]
+            await anyio.sleep(WAKE_SETTLE)
 
 
 class JobSource(Protocol):
@@ -174,8 +220,15 @@ class Poller:
         *,
         spawn: Spawn | None = None,
         outage_budget: float | None = None,
+        wakeups: Wakeups | None = None,
     ) -> None:
         self.source = source
+        self._wakeups = wakeups
+        self._woken: dict[str, float] = {}  # job -> when to refresh it (anyio clock)
+        self._last_tick = -math.inf
+        self._poll_now = True
+        if wakeups is not None:
+            wakeups.add(self)
         self._spawn = spawn
         self._outage = Outage("jobs", outage_budget)
         self._subscriptions: weakref.WeakSet[_Subscription] = weakref.WeakSet()
@@ -236,14 +289,39 @@ class Poller:
             await self._ended.wait()
 
     def kick(self) -> None:
+        """Poll now (a newcomer, or a waiter left)."""
+        self._poll_now = True
         self._kick.set()
+
+    def wake(self, job_id: str) -> None:
+        """A delivery for `job_id`: refresh it `WAKE_SETTLE` seconds after its latest one."""
+        if self.running and any(job_id in s.pending for s in self._subscriptions):
+            self._woken[job_id] = anyio.current_time() + WAKE_SETTLE
+            self._kick.set()
 
     async def _run(self) -> None:
         try:
+            regular = anyio.current_time()  # when the next tick of all jobs is due
             while self._subscriptions and not self.closed:
                 with anyio.CancelScope() as self._scope:
-                    changed = await self.tick()
-                    with anyio.move_on_after(self.next_delay(changed)):
+                    now = anyio.current_time()
+                    if self._poll_now or now >= regular:
+                        self._poll_now = False
+                        self._woken = {j: t for j, t in self._woken.items() if t > now}
+                        changed = await self.tick()
+                        regular = anyio.current_time() + self._regular_delay(changed)
+                    elif now >= self._last_tick + self._min_gap():
+                        due = {j for j, t in self._woken.items() if t <= now}
+                        if due:
+                            for job_id in due:
+                                del self._woken[job_id]
+                            await self.tick(only=due)
+                    # A woken tick comes no sooner than the quickest polling would.
+                    woken = [
+                        max(t, self._last_tick + self._min_gap()) for t in self._woken.values()
+                    ]
+                    wake_at = min([regular, *woken])
+                    with anyio.move_on_after(max(0.0, wake_at - anyio.current_time())):
                         await self._kick.wait()
                 self._scope = None
                 self._kick = anyio.Event()
@@ -252,20 +330,37 @@ class Poller:
             self.running = False
             self._ended.set()
 
+    def _min_gap(self) -> float:
+        interval = min((s.interval for s in self._subscriptions), default=5.0)
+        return poll_backoff(interval).initial
+
+    def _regular_delay(self, changed: bool) -> float:
+        if self._wakeups is not None and self._wakeups.receivers:
+            # Deliveries say when to look sooner: no quickening on changes.
+            return min((s.interval for s in self._subscriptions), default=5.0)
+        return self.next_delay(changed)
+
     def next_delay(self, changed: bool) -> float:
         """The shared backoff: quicker after a change, slower after a quiet tick."""
         self._step = max(0, self._step - 1) if changed else self._step + 1
         interval = min((s.interval for s in self._subscriptions), default=5.0)
         return poll_backoff(interval).delay(self._step)
 
-    async def tick(self) -> bool:
-        """Refresh every pending job once and deliver the news; True if any status changed."""
+    async def tick(self, only: set[str] | None = None) -> bool:
+        """Refresh every pending job (or those of `only`) once and deliver the news.
+
+        Returns True if any status changed.
+        """
         wanted = set().union(*(s.pending for s in self._subscriptions))
+        if only is not None:
+            wanted &= only
         if not wanted:
             return False
         self.ticks += 1
-        started = anyio.current_time()
-        snapshots, failures, unreachable = await self._refresh(wanted)
+        started = self._last_tick = anyio.current_time()
+        # A woken tick of several jobs reads a list page rather than a GET each.
+        threshold = _GET_THRESHOLD if only is None else 1
+        snapshots, failures, unreachable = await self._refresh(wanted, threshold)
         if unreachable is not None and not snapshots:
             try:
                 self._outage.failed(unreachable, started)
@@ -284,18 +379,22 @@ class Poller:
         for subscription in list(self._subscriptions):
             subscription.deliver(snapshots, failures)
         # Forget jobs nobody waits for any more, so memory follows the watch set.
-        for job_id in self._known.keys() - wanted:
-            del self._known[job_id]
+        if only is None:
+            for job_id in self._known.keys() - wanted:
+                del self._known[job_id]
         return changed
 
     async def _refresh(
-        self, wanted: set[str]
+        self, wanted: set[str], threshold: int = _GET_THRESHOLD
     ) -> tuple[dict[str, Job], dict[str, errors.NexusError], errors.TransportError | None]:
-        """Snapshots and failures by job ID, and a transport error if one was ridden out."""
+        """Snapshots and failures by job ID, and a transport error if one was ridden out.
+
+        Above `threshold` jobs a list page is read first; the rest are GETs.
+        """
         found: dict[str, Job] = {}
         failures: dict[str, errors.NexusError] = {}
         unreachable: errors.TransportError | None = None
-        if len(wanted) > _GET_THRESHOLD:
+        if len(wanted) > threshold:
             try:
                 await self._scan_pages(wanted, found)
             except TRANSIENT as exc:  # ride it out; the fallback GETs below retry
@@ -671,9 +770,11 @@ async def watch(
     interval: float = 5.0,
     timeout: float | None = 36_000.0,
     outage_budget: float | None = None,
+    wakeups: Wakeups | None = None,
 ) -> AsyncGenerator[Job, None]:
     """A snapshot of the job at each status change, ending after the terminal one."""
     check_id(job_id, "batchjob_", "job_id")  # checked before the first poll
+    pause = None if wakeups is None else functools.partial(wakeups.pause, job_id)
     snapshots = watch_changes(
         lambda: source.get(job_id),
         state=lambda job: job.status,
@@ -683,6 +784,7 @@ async def watch(
         timed_out=lambda last: wait_timeout_error(job_id, timeout, last),
         name=job_id,
         outage_budget=outage_budget,
+        pause=pause,
     )
     async with contextlib.aclosing(snapshots):
         async for job in snapshots:
@@ -699,6 +801,7 @@ async def wait_until_done(
     on_update: OnJob | None = None,
     outage_budget: float | None = None,
     on_cancel: str = "leave",
+    wakeups: Wakeups | None = None,
 ) -> Job:
     """The job once finished; see `Jobs.wait_until_done`."""
     cancel_job = check_on_cancel(on_cancel)
@@ -707,7 +810,12 @@ async def wait_until_done(
     check_callback(on_update, "on_update")
     final: Job | None = None
     snapshots = watch(
-        source, job_id, interval=interval, timeout=timeout, outage_budget=outage_budget
+        source,
+        job_id,
+        interval=interval,
+        timeout=timeout,
+        outage_budget=outage_budget,
+        wakeups=wakeups,
     )
     try:
         async with contextlib.aclosing(snapshots):

@@ -63,6 +63,9 @@ if TYPE_CHECKING:
     from starlette.responses import Response
     from starlette.routing import Route
 
+    from ._client import AsyncClient
+    from ._waiting import Wakeups
+
 __all__ = [
     "Claim",
     "DedupeStore",
@@ -281,6 +284,9 @@ class RedisDedupe:
 
     Example:
         from redis.asyncio import Redis
+
+    from ._client import AsyncClient
+    from ._waiting import Wakeups
         store = RedisDedupe(Redis.from_url(os.environ["REDIS_URL"]))
         receiver = DeliveryReceiver(secret, on_delivery, dedupe=store)
     """
@@ -422,6 +428,7 @@ class DeliveryReceiver:
         self._store = dedupe
         self.lease = float(lease)
         self._send: MemoryObjectSendStream[_Queued] | None = None
+        self._wakeups: list[Wakeups] = []
 
     def __repr__(self) -> str:
         state = "running" if self._send is not None else "stopped"
@@ -435,6 +442,29 @@ class DeliveryReceiver:
     @secrets.setter
     def secrets(self, value: Secrets) -> None:
         self._secrets = _check_secrets(value)
+
+    def connect(self, client: AsyncClient) -> None:
+        """Wake `client`'s waits on a job as soon as a verified delivery for it arrives.
+
+        `wait_until_done`, `watch`, `wait_all` and `as_completed` (inside
+        `async with client`) then refresh the job shortly after its latest delivery
+        instead of at their next poll; polling stays the source of truth, so a wait
+        finishes only on the API's word, and works the same without a receiver.
+        While connected, the shared poller polls every `interval` instead of
+        quickening on changes, so a wait costs no more requests than without.
+
+        Example:
+            receiver.connect(client)
+            finals = await jobs.wait_all(ids)   # returns within moments of the last results
+        """
+        hub = client._runtime.wakeups
+        if hub not in self._wakeups:
+            self._wakeups.append(hub)
+            hub.receivers += 1
+
+    def _woke(self, delivery: Delivery) -> None:
+        for hub in self._wakeups:
+            hub.notify(delivery.job_id)
 
     def handle(self, body: bytes, headers: Mapping[str, str]) -> ReceiverResponse:
         """Verify, de-duplicate and queue one delivery; say what to answer.
@@ -451,6 +481,7 @@ class DeliveryReceiver:
             logger.warning("rejected a signed delivery: %s", exc)
             return ReceiverResponse(400, {"message": str(exc)})
         ident = delivery.delivery_id
+        self._woke(delivery)
         if ident in self._recent:
             logger.debug("dropped duplicate delivery %s", ident)
             return ReceiverResponse(200, {"deliveryId": ident, "duplicate": True})
@@ -482,6 +513,7 @@ class DeliveryReceiver:
         except (WebhookSignatureError, DeliveryDecodeError):
             return self.handle(body, headers)  # the same refusal, logged once there
         ident = delivery.delivery_id
+        self._woke(delivery)
         if self._send is None:
             logger.error("delivery %s refused: the receiver is not running", ident)
             return _busy("receiver not running")
