@@ -225,7 +225,6 @@ class Poller:
         self.source = source
         self._wakeups = wakeups
         self._woken: dict[str, float] = {}  # job -> when to refresh it (anyio clock)
-        self._last_tick = -math.inf
         self._poll_now = True
         if wakeups is not None:
             wakeups.add(self)
@@ -301,26 +300,25 @@ class Poller:
 
     async def _run(self) -> None:
         try:
-            regular = anyio.current_time()  # when the next tick of all jobs is due
+            # When the next tick is due, and the soonest a delivery may bring it forward.
+            regular = allowed = anyio.current_time()
             while self._subscriptions and not self.closed:
                 with anyio.CancelScope() as self._scope:
                     now = anyio.current_time()
-                    if self._poll_now or now >= regular:
+                    woken = any(t <= now for t in self._woken.values())
+                    if self._poll_now or now >= regular or (woken and now >= allowed):
+                        # One tick refreshes every watched job (about a list page), so
+                        # all jobs woken by then are looked at together.
                         self._poll_now = False
                         self._woken = {j: t for j, t in self._woken.items() if t > now}
                         changed = await self.tick()
-                        regular = anyio.current_time() + self._regular_delay(changed)
-                    elif now >= self._last_tick + self._min_gap():
-                        due = {j for j, t in self._woken.items() if t <= now}
-                        if due:
-                            for job_id in due:
-                                del self._woken[job_id]
-                            await self.tick(only=due)
-                    # A woken tick comes no sooner than the quickest polling would.
-                    woken = [
-                        max(t, self._last_tick + self._min_gap()) for t in self._woken.values()
-                    ]
-                    wake_at = min([regular, *woken])
+                        # Polling alone would wait `gap`: woken ticks come no sooner, so a
+                        # receiver adds no requests. With one connected, the poller's own
+                        # ticks keep to `interval`; deliveries say when to look sooner.
+                        gap = self.next_delay(changed)
+                        allowed = anyio.current_time() + gap
+                        regular = allowed if not self._connected else now + self._interval()
+                    wake_at = min([regular, *(max(t, allowed) for t in self._woken.values())])
                     with anyio.move_on_after(max(0.0, wake_at - anyio.current_time())):
                         await self._kick.wait()
                 self._scope = None
@@ -330,37 +328,26 @@ class Poller:
             self.running = False
             self._ended.set()
 
-    def _min_gap(self) -> float:
-        interval = min((s.interval for s in self._subscriptions), default=5.0)
-        return poll_backoff(interval).initial
+    @property
+    def _connected(self) -> bool:
+        return self._wakeups is not None and self._wakeups.receivers > 0
 
-    def _regular_delay(self, changed: bool) -> float:
-        if self._wakeups is not None and self._wakeups.receivers:
-            # Deliveries say when to look sooner: no quickening on changes.
-            return min((s.interval for s in self._subscriptions), default=5.0)
-        return self.next_delay(changed)
+    def _interval(self) -> float:
+        return min((s.interval for s in self._subscriptions), default=5.0)
 
     def next_delay(self, changed: bool) -> float:
         """The shared backoff: quicker after a change, slower after a quiet tick."""
         self._step = max(0, self._step - 1) if changed else self._step + 1
-        interval = min((s.interval for s in self._subscriptions), default=5.0)
-        return poll_backoff(interval).delay(self._step)
+        return poll_backoff(self._interval()).delay(self._step)
 
-    async def tick(self, only: set[str] | None = None) -> bool:
-        """Refresh every pending job (or those of `only`) once and deliver the news.
-
-        Returns True if any status changed.
-        """
+    async def tick(self) -> bool:
+        """Refresh every pending job once and deliver the news; True if any status changed."""
         wanted = set().union(*(s.pending for s in self._subscriptions))
-        if only is not None:
-            wanted &= only
         if not wanted:
             return False
         self.ticks += 1
-        started = self._last_tick = anyio.current_time()
-        # A woken tick of several jobs reads a list page rather than a GET each.
-        threshold = _GET_THRESHOLD if only is None else 1
-        snapshots, failures, unreachable = await self._refresh(wanted, threshold)
+        started = anyio.current_time()
+        snapshots, failures, unreachable = await self._refresh(wanted)
         if unreachable is not None and not snapshots:
             try:
                 self._outage.failed(unreachable, started)
@@ -379,22 +366,18 @@ class Poller:
         for subscription in list(self._subscriptions):
             subscription.deliver(snapshots, failures)
         # Forget jobs nobody waits for any more, so memory follows the watch set.
-        if only is None:
-            for job_id in self._known.keys() - wanted:
-                del self._known[job_id]
+        for job_id in self._known.keys() - wanted:
+            del self._known[job_id]
         return changed
 
     async def _refresh(
-        self, wanted: set[str], threshold: int = _GET_THRESHOLD
+        self, wanted: set[str]
     ) -> tuple[dict[str, Job], dict[str, errors.NexusError], errors.TransportError | None]:
-        """Snapshots and failures by job ID, and a transport error if one was ridden out.
-
-        Above `threshold` jobs a list page is read first; the rest are GETs.
-        """
+        """Snapshots and failures by job ID, and a transport error if one was ridden out."""
         found: dict[str, Job] = {}
         failures: dict[str, errors.NexusError] = {}
         unreachable: errors.TransportError | None = None
-        if len(wanted) > threshold:
+        if len(wanted) > _GET_THRESHOLD:
             try:
                 await self._scan_pages(wanted, found)
             except TRANSIENT as exc:  # ride it out; the fallback GETs below retry
