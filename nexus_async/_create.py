@@ -4,8 +4,9 @@ A create is sent only while it provably never reached the server (`Retry.UNSENT`
 When its outcome is ambiguous (no answer after the request may have been sent, or
 a 500/502/504 that may follow the effect), the call looks for the object it made
 instead of raising: newest-first list pages, an object of the same name and spec,
-created within the attempt's window by the server's clock (from the list's `Date`
-and the time elapsed since the attempt began), and not already claimed by another
+created within the attempt's window by the server's clock (this machine's clock
+mapped onto the API's by what `CreateLedger` learned from `Date` headers and from
+the `createDate` of objects this client made), and not already claimed by another
 call of the same client. Found: it is returned. Provably absent (the pages reached
 objects older than the window, and the server was done with the attempt: it
 answered 500/502 or closed the connection): the create is sent again. Otherwise
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -51,7 +53,6 @@ MAX_LIST_PAGES = 10
 
 _MAX_SENDS = 3  # a create provably absent is sent again at most this often in all
 _DRIFT_MS = 250  # drift allowed between this machine's clock and the API's over one call
-_DATE_STEP_MS = 1_000  # `Date` has whole seconds, cut down: the API's clock may be this ahead
 _CLAIM_SECONDS = 3_600.0  # claims older than this are forgotten (no call lasts that long)
 
 
@@ -78,7 +79,9 @@ class CreateLedger:
 
     The API's clock is `local + offset`; `offset` is kept as bounds narrowed by
     every observation: a created object's `create_date` (ms) against when its
-    request was sent and answered, and each list's `Date` (whole seconds).
+    request was sent and answered (both bounds), and each list's `Date` (a lower
+    bound only: whole seconds, written some time before the answer was read).
+    Until a create of this client succeeded, windows have no upper end.
     """
 
     def __init__(self) -> None:
@@ -263,7 +266,9 @@ async def _look_for(
         if window is None:
             now_ms, now = http.server_time_ms(), anyio.current_time() * 1000
             if now_ms is not None:
-                ledger.observe(now_ms - now, now_ms - now + _DATE_STEP_MS)
+                # `Date` was cut down to the second, and written some unknown time
+                # before its answer was read: a lower bound only.
+                ledger.observe(now_ms - now, math.inf)
             if ledger.offset is None:
                 raise _Unknown("the API's clock is unknown (no Date header)")
             low, high = ledger.offset

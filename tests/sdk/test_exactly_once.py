@@ -92,7 +92,8 @@ async def test_a_job_made_before_the_attempt_is_not_taken(jobs: Jobs, nexus: Loc
     """An identical job from before the attempt's window is not this call's job."""
     options = job_options(nexus, start_at_time=FAR_FUTURE)
     older = await jobs.create("same", options)
-    # The window's margin is a second: step past it before the failing attempt.
+    # The window may reach a second (the `Date` header's step) before the attempt began:
+    # step past that, so the older job is outside it.
     await anyio.sleep(2.1)
     nexus.inject_fault("POST", r"/batch/jobs$", status=500)  # nothing made
     job = await jobs.create("same", options)
