@@ -184,8 +184,16 @@ class Server:
         """An already uploaded dataset of these item URLs."""
         return str(self._post("/_nexus/seed/datasets", {"urls": list(urls)})["id"])
 
-    def seed_webhook(self, endpoint: str, *, max_retries: int, max_backoff_ms: int) -> str:
-        body = {"endpoint": endpoint, "maxRetries": max_retries, "maxBackoffMs": max_backoff_ms}
+    def seed_webhook(
+        self, endpoint: str, *, max_retries: int, max_backoff_ms: int, secret: str | None = None
+    ) -> str:
+        body: dict[str, Any] = {
+            "endpoint": endpoint,
+            "maxRetries": max_retries,
+            "maxBackoffMs": max_backoff_ms,
+        }
+        if secret is not None:
+            body["secret"] = secret
         return str(self._post("/_nexus/seed/webhooks", body)["id"])
 
     def seed_logs(

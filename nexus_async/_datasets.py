@@ -35,7 +35,8 @@ import httpx
 from . import _otel, errors
 from ._convert import unstructure
 from ._crc32c import Crc32c
-from ._http import HTTPCore, Retry
+from ._create import create_once
+from ._http import HTTPCore
 from ._poll import watch_changes
 from ._resource import Collection
 from ._runtime import Runtime
@@ -309,7 +310,9 @@ class Datasets(Collection[Dataset]):
             id_name="dataset_id",
         )
 
-    async def create(self, name: str, dataset_path: str | os.PathLike[str]) -> Dataset:
+    async def create(
+        self, name: str, dataset_path: str | os.PathLike[str], *, recover: bool = True
+    ) -> Dataset:
         """Create a dataset from an NDJSON file and upload the file.
 
         The file has one item per line, `{"kind": "Image", "url": "https://..."}`
@@ -321,6 +324,12 @@ class Datasets(Collection[Dataset]):
         Args:
             name: The dataset's name.
             dataset_path: Path to a `.ndjson` file.
+            recover: When the create's answer was lost (or a 500/502/504 may follow
+                the effect), find the dataset it made (same name, size and CRC32C,
+                created during the attempt, not claimed by another call of this
+                client; about one list page) and upload to it, creating again only
+                when it provably does not exist; False raises instead. Identical
+                creates racing from different processes cannot be told apart.
 
         Returns:
             The new Dataset, as created (before the upload was processed): use
@@ -350,7 +359,7 @@ class Datasets(Collection[Dataset]):
         file = await anyio.to_thread.run_sync(open, path, "rb")
         try:
             return await self._create_and_upload(
-                name, file, scan.size, scan.crc.b64(), f"`dataset_path` {path!r}"
+                name, file, scan.size, scan.crc.b64(), f"`dataset_path` {path!r}", recover
             )
         finally:
             file.close()
@@ -359,6 +368,8 @@ class Datasets(Collection[Dataset]):
         self,
         name: str,
         items: Iterable[str | Mapping[str, Any]] | AsyncIterable[str | Mapping[str, Any]],
+        *,
+        recover: bool = True,
     ) -> Dataset:
         """Create a dataset from item URLs (or item dicts) without writing a file yourself.
 
@@ -371,6 +382,7 @@ class Datasets(Collection[Dataset]):
             name: The dataset's name.
             items: An iterable or async iterable of URLs (`str`) or dicts
                 `{"url": ..., "kind": "Image"}` (`kind` may be left out).
+            recover: As for `create`.
 
         Returns:
             The new Dataset, as created; see `create`.
@@ -411,17 +423,27 @@ class Datasets(Collection[Dataset]):
             crc.update(buffer)
             size += len(buffer)
             await anyio.to_thread.run_sync(spool.write, bytes(buffer))
-            return await self._create_and_upload(name, spool, size, crc.b64(), "the items")
+            return await self._create_and_upload(name, spool, size, crc.b64(), "the items", recover)
         finally:
             spool.close()
 
     async def _create_and_upload(
-        self, name: str, file: IO[bytes], size: int, crc32c: str, where: str
+        self, name: str, file: IO[bytes], size: int, crc32c: str, where: str, recover: bool
     ) -> Dataset:
         spec = DatasetSpec(source=DatasetSourceSpec(size_bytes=size, crc32c=crc32c))
         body = {"name": name, "spec": unstructure(spec)}
-        dataset = await self._http.request(
-            "POST", self._base, into=Dataset, retry=Retry.UNSENT, body=body
+        dataset = await create_once(
+            self._http,
+            self._runtime.creates,
+            self._base,
+            body,
+            into=Dataset,
+            matches=lambda made: (
+                made.name == name
+                and made.status.source.size_bytes == size
+                and made.status.source.crc32c == crc32c
+            ),
+            recover=recover,
         )
         upload = dataset.status.source.upload_url
         headers = {**upload.headers, "Content-Length": str(size)}

@@ -547,6 +547,7 @@ class HTTPCore:
             took_effect = took_effect or (
                 outcome.sent if outcome.status is None else outcome.status in _MAYBE_DONE_STATUSES
             )
+            result.error.may_have_taken_effect = took_effect
             if decision.pause:
                 self._shared.paused_until = max(
                     self._shared.paused_until, anyio.current_time() + decision.pause

@@ -8,6 +8,7 @@ from typing import Any
 
 from . import _logs, _waiting
 from ._convert import unstructure
+from ._create import create_once, same
 from ._http import HTTPCore, Retry
 from ._logs import LogCursor, LogStream
 from ._resource import Collection
@@ -44,7 +45,9 @@ class Jobs(Collection[Job]):
     def _shared_poller(self) -> _waiting.Poller | None:
         return self._runtime.poller(self._project_id, self, outage_budget=self._outage_budget)
 
-    async def create(self, name: str, job_options: JobOptions | Mapping[str, Any]) -> Job:
+    async def create(
+        self, name: str, job_options: JobOptions | Mapping[str, Any], *, recover: bool = True
+    ) -> Job:
         """Create a batch job that predicts on a dataset and delivers to a webhook.
 
         Args:
@@ -53,15 +56,27 @@ class Jobs(Collection[Job]):
                 `webhook_id`, exactly one of `deployment_id` / `artifact_id` (with
                 optional `deployment_metadata`), optional `start_at_time`,
                 `stop_at_time` (epoch ms).
+            recover: When the outcome is ambiguous (the answer was lost, or a
+                500/502/504 after the request may have been carried out), look for
+                the job this call made and return it, sending again only when it
+                provably does not exist (True, the default). False raises instead.
 
         Returns:
             The new Job.
 
         Raises:
             ValidationError: bad arguments; nothing was sent.
+            APIError: the create failed, or (with `recover`) its outcome stayed
+                unknown: the lookup failed or could not rule the job out.
 
-        The request is retried only if it provably never reached the server, so
-        one call never creates two jobs.
+        One call makes at most one job. The request is resent only if it provably
+        never reached the server, or after a lookup proved that the failed attempt
+        made no job. The lookup reads newest-first list pages for a job of this
+        name and spec created during the attempt (by the API's clock) that no other
+        call of this client has claimed: about one page of 100 jobs per ambiguous
+        attempt. Limit: two identical creates racing from different processes are
+        indistinguishable on this API, so one may return the other's job; use
+        distinct names where that matters.
 
         Example:
             job = await jobs.create("nightly", {"dataset_id": ..., "webhook_id": ...,
@@ -70,7 +85,15 @@ class Jobs(Collection[Job]):
         check_str(name, "name")
         spec = JobOptions.coerce(job_options).to_spec()
         body = {"name": name, "spec": unstructure(spec)}
-        return await self._http.request("POST", self._base, into=Job, retry=Retry.UNSENT, body=body)
+        return await create_once(
+            self._http,
+            self._runtime.creates,
+            self._base,
+            body,
+            into=Job,
+            matches=lambda job: job.name == name and same(body["spec"], unstructure(job.spec)),
+            recover=recover,
+        )
 
     async def list(
         self, pagination: Pagination | Mapping[str, Any] | None = None
@@ -238,7 +261,12 @@ class Jobs(Collection[Job]):
                 None waits without limit.
         """
         return _waiting.watch(
-            self, job_id, interval=interval, timeout=timeout, outage_budget=self._outage_budget
+            self,
+            job_id,
+            interval=interval,
+            timeout=timeout,
+            outage_budget=self._outage_budget,
+            wakeups=self._runtime.wakeups,
         )
 
     async def wait_until_done(
@@ -249,6 +277,7 @@ class Jobs(Collection[Job]):
         timeout: float | None = 36_000.0,
         raise_exception_if: JobStatusOverview | str | None = JobStatusOverview.FAILED,
         on_update: OnJob | None = None,
+        on_cancel: str = "leave",
     ) -> Job:
         """Wait until the job is finished (overview Reached or Failed) and return it.
 
@@ -262,8 +291,12 @@ class Jobs(Collection[Job]):
             raise_exception_if: Raise `JobStateError` if the job ends in this overview
                 ("Failed" by default; None never raises).
             on_update: Called (sync or async) with every new snapshot.
+            on_cancel: What cancelling the awaiting task does to the job: "leave" it
+                running (the default) or "cancel" it too, before the cancellation
+                propagates (shielded, at most 5 s; a failure is logged, not raised).
 
         Raises:
+            ValidationError: a bad argument, `on_cancel` other than "leave"/"cancel".
             JobStateError: the job ended in `raise_exception_if`; `.job` is the final Job.
             WaitTimeoutError: still running at the deadline; `.job` is the last snapshot.
 
@@ -278,6 +311,8 @@ class Jobs(Collection[Job]):
             raise_exception_if=raise_exception_if,
             on_update=on_update,
             outage_budget=self._outage_budget,
+            on_cancel=on_cancel,
+            wakeups=self._runtime.wakeups,
         )
 
     def as_completed(
@@ -289,6 +324,7 @@ class Jobs(Collection[Job]):
         on_update: OnJob | None = None,
         on_progress: OnProgress | None = None,
         totals: Mapping[str, int] | None = None,
+        on_cancel: str = "leave",
     ) -> AsCompleted:
         """Yield each job's final snapshot as it finishes (Reached or Failed), in completion order.
 
@@ -305,6 +341,9 @@ class Jobs(Collection[Job]):
             on_progress: Called with a `JobProgress` (counters, rate, ETA) for every
                 new snapshot.
             totals: Item count per job ID, for the ETA in `on_progress`.
+            on_cancel: "leave" (default) or "cancel": whether cancelling the task
+                that iterates cancels the jobs not finished yet (shielded, at most
+                5 s, failures logged), as for `wait_until_done`.
 
         Example:
             async with jobs.as_completed(ids) as finished:
@@ -321,6 +360,7 @@ class Jobs(Collection[Job]):
             on_progress=on_progress,
             totals=totals,
             outage_budget=self._outage_budget,
+            on_cancel=on_cancel,
         )
 
     async def wait_all(
@@ -334,12 +374,14 @@ class Jobs(Collection[Job]):
         on_update: OnJob | None = None,
         on_progress: OnProgress | None = None,
         totals: Mapping[str, int] | None = None,
+        on_cancel: str = "leave",
     ) -> builtins.list[Job]:
         """Wait until every job is finished; return their final snapshots in the order given.
 
         Args:
             job_ids: The jobs to wait for (duplicates are waited for once).
-            interval, timeout, on_update, on_progress, totals: As for `as_completed`.
+            interval, timeout, on_update, on_progress, totals, on_cancel: As for
+                `as_completed` ("cancel" cancels exactly the jobs not finished yet).
             raise_exception_if: An overview that counts as failure ("Failed" by
                 default; None accepts every ending).
             fail_fast: Raise `JobStateError` at the first job ending in
@@ -366,6 +408,7 @@ class Jobs(Collection[Job]):
             on_progress=on_progress,
             totals=totals,
             outage_budget=self._outage_budget,
+            on_cancel=on_cancel,
         )
 
     def follow_logs(

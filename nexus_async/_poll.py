@@ -106,6 +106,7 @@ async def watch_changes(
     timed_out: Callable[[T | None], BaseException],
     name: str,
     outage_budget: float | None = None,
+    pause: Callable[[float], Awaitable[None]] | None = None,
 ) -> AsyncGenerator[T, None]:
     """Yield `fetch()`'s result each time `state(result)` changes, ending after a finished one.
 
@@ -120,6 +121,8 @@ async def watch_changes(
         name: What is polled, for log lines.
         outage_budget: Seconds without a connection after which the transport
             error is raised (see `Outage`); None rides it out until `timeout`.
+        pause: Waits between polls, given the delay; it may return early (a
+            delivery for a job, see `_waiting.Wakeups`). Default `anyio.sleep`.
 
     Raises:
         ValidationError: bad `interval` or `timeout`.
@@ -158,4 +161,4 @@ async def watch_changes(
         delay = backoff.delay(step)
         if deadline is not None:
             delay = min(delay, max(0.0, deadline - anyio.current_time()))
-        await anyio.sleep(delay)
+        await (anyio.sleep if pause is None else pause)(delay)

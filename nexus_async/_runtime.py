@@ -18,8 +18,9 @@ import attrs
 from anyio.abc import TaskGroup
 
 from . import errors
+from ._create import CreateLedger
 from ._http import HTTPStats
-from ._waiting import JobSource, Poller
+from ._waiting import JobSource, Poller, Wakeups
 
 __all__ = ["Diagnostics", "PollerDiagnostics", "Runtime"]
 
@@ -76,6 +77,8 @@ class Runtime:
         self._task_group: TaskGroup | None = None
         self._scopes: set[anyio.CancelScope] = set()
         self._pollers: dict[str, Poller] = {}
+        self.creates = CreateLedger()  # the claims of exactly-once creates (`_create`)
+        self.wakeups = Wakeups()  # deliveries of connected receivers, for the waits
 
     @property
     def state(self) -> str:
@@ -167,7 +170,7 @@ class Runtime:
         poller = self._pollers.get(project_id)
         if poller is None:
             poller = self._pollers[project_id] = Poller(
-                source, spawn=self.start_soon, outage_budget=outage_budget
+                source, spawn=self.start_soon, outage_budget=outage_budget, wakeups=self.wakeups
             )
         return poller
 

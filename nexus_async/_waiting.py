@@ -19,7 +19,9 @@ client closes, the shared poller wakes its waiters, which raise `ClientClosedErr
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
+import logging
 import math
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
@@ -35,6 +37,7 @@ from .models import Job, JobStatusOverview, PaginationResponse
 from .options import MAX_PAGE, Pagination
 
 __all__ = [
+    "ON_CANCEL",
     "AsCompleted",
     "JobProgress",
     "JobSource",
@@ -42,6 +45,7 @@ __all__ = [
     "OnProgress",
     "Poller",
     "ProgressTracker",
+    "Wakeups",
     "as_completed",
     "wait_all",
     "wait_until_done",
@@ -55,7 +59,58 @@ _GET_CONCURRENCY = 16
 # Longest wait, when the last waiter leaves, for the polling task to end.
 _STOP_SECONDS = 5.0
 
+# Longest time the jobs of a cancelled wait with `on_cancel="cancel"` are given to stop.
+_CANCEL_SECONDS = 5.0
+ON_CANCEL = ("leave", "cancel")
+"""What a cancelled wait does with the jobs not finished yet: leave them running or cancel them."""
+
+logger = logging.getLogger("nexus_async")
+
 Spawn = Callable[[Callable[[], Awaitable[None]]], None]
+# After a delivery for a job, the API records it and may finish the job: look this
+# much later, and again this much after the job's latest delivery if more arrive.
+WAKE_SETTLE = 0.1
+
+
+class Wakeups:
+    """Deliveries seen for jobs, waking the waits of one client that watch those jobs.
+
+    A `DeliveryReceiver` connected to the client (`receiver.connect(client)`) calls
+    `notify` for every verified delivery. A waiter then refreshes the job
+    `WAKE_SETTLE` seconds after its latest delivery (deliveries of a running job
+    keep pushing that back). Polling stays the source of truth: a delivery never
+    finishes a wait by itself. While a receiver is connected, the shared poller's
+    own cadence stays at `interval`, since deliveries tell it when to look sooner.
+    """
+
+    def __init__(self) -> None:
+        self.receivers = 0
+        self._pollers: weakref.WeakSet[Poller] = weakref.WeakSet()
+        self._single: dict[str, set[anyio.Event]] = {}  # job -> single-job waits sleeping
+
+    def add(self, poller: Poller) -> None:
+        self._pollers.add(poller)
+
+    def notify(self, job_id: str) -> None:
+        """A verified delivery for `job_id` arrived."""
+        for poller in list(self._pollers):
+            poller.wake(job_id)
+        for event in self._single.get(job_id, ()):
+            event.set()
+
+    async def pause(self, job_id: str, seconds: float) -> None:
+        """Sleep `seconds`, or until `WAKE_SETTLE` after a delivery for the job."""
+        with anyio.move_on_after(seconds):
+            event = anyio.Event()
+            waiting = self._single.setdefault(job_id, set())
+            waiting.add(event)
+            try:
+                await event.wait()
+            finally:
+                waiting.discard(event)
+                if not waiting:
+                    del self._single[job_id]
+            await anyio.sleep(WAKE_SETTLE)
 
 
 class JobSource(Protocol):
@@ -64,6 +119,8 @@ class JobSource(Protocol):
     async def get(self, job_id: str) -> Job: ...
 
     async def list(self, pagination: Pagination) -> PaginationResponse[Job]: ...
+
+    async def cancel(self, job_id: str) -> Job: ...
 
 
 @attrs.frozen
@@ -163,8 +220,14 @@ class Poller:
         *,
         spawn: Spawn | None = None,
         outage_budget: float | None = None,
+        wakeups: Wakeups | None = None,
     ) -> None:
-        self._source = source
+        self.source = source
+        self._wakeups = wakeups
+        self._woken: dict[str, float] = {}  # job -> when to refresh it (anyio clock)
+        self._poll_now = True
+        if wakeups is not None:
+            wakeups.add(self)
         self._spawn = spawn
         self._outage = Outage("jobs", outage_budget)
         self._subscriptions: weakref.WeakSet[_Subscription] = weakref.WeakSet()
@@ -225,15 +288,39 @@ class Poller:
             await self._ended.wait()
 
     def kick(self) -> None:
+        """Poll now (a newcomer, or a waiter left)."""
+        self._poll_now = True
         self._kick.set()
+
+    def wake(self, job_id: str) -> None:
+        """A delivery for `job_id`: refresh it `WAKE_SETTLE` seconds after its latest one."""
+        if self.running and any(job_id in s.pending for s in self._subscriptions):
+            self._woken[job_id] = anyio.current_time() + WAKE_SETTLE
+            self._kick.set()
 
     async def _run(self) -> None:
         _otel.without_parent()  # serves every waiter: the first one's span is not its parent
         try:
+            # When the next tick is due, and the soonest a delivery may bring it forward.
+            regular = allowed = anyio.current_time()
             while self._subscriptions and not self.closed:
                 with anyio.CancelScope() as self._scope:
-                    changed = await self.tick()
-                    with anyio.move_on_after(self.next_delay(changed)):
+                    now = anyio.current_time()
+                    woken = any(t <= now for t in self._woken.values())
+                    if self._poll_now or now >= regular or (woken and now >= allowed):
+                        # One tick refreshes every watched job (about a list page), so
+                        # all jobs woken by then are looked at together.
+                        self._poll_now = False
+                        self._woken = {j: t for j, t in self._woken.items() if t > now}
+                        changed = await self.tick()
+                        # Polling alone would wait `gap`: woken ticks come no sooner, so a
+                        # receiver adds no requests. With one connected, the poller's own
+                        # ticks keep to `interval`; deliveries say when to look sooner.
+                        gap = self.next_delay(changed)
+                        allowed = anyio.current_time() + gap
+                        regular = allowed if not self._connected else now + self._interval()
+                    wake_at = min([regular, *(max(t, allowed) for t in self._woken.values())])
+                    with anyio.move_on_after(max(0.0, wake_at - anyio.current_time())):
                         await self._kick.wait()
                 self._scope = None
                 self._kick = anyio.Event()
@@ -242,11 +329,17 @@ class Poller:
             self.running = False
             self._ended.set()
 
+    @property
+    def _connected(self) -> bool:
+        return self._wakeups is not None and self._wakeups.receivers > 0
+
+    def _interval(self) -> float:
+        return min((s.interval for s in self._subscriptions), default=5.0)
+
     def next_delay(self, changed: bool) -> float:
         """The shared backoff: quicker after a change, slower after a quiet tick."""
         self._step = max(0, self._step - 1) if changed else self._step + 1
-        interval = min((s.interval for s in self._subscriptions), default=5.0)
-        return poll_backoff(interval).delay(self._step)
+        return poll_backoff(self._interval()).delay(self._step)
 
     async def tick(self) -> bool:
         """Refresh every pending job once and deliver the news; True if any status changed."""
@@ -303,7 +396,7 @@ class Poller:
                     try:
                         # `get` checks that the answer is about `job_id`: waiters
                         # file snapshots by the ID they asked for.
-                        found[job_id] = await self._source.get(job_id)
+                        found[job_id] = await self.source.get(job_id)
                     except TRANSIENT as exc:
                         if isinstance(exc, errors.TransportError):
                             unreachable = exc
@@ -325,7 +418,7 @@ class Poller:
         oldest = min(dates) if len(dates) == len(wanted) else None
         cursor: str | None = None
         for _ in range(max_pages):
-            page = await self._source.list(Pagination(limit=limit, page=cursor))
+            page = await self.source.list(Pagination(limit=limit, page=cursor))
             for job in page.data:
                 if job.id in wanted:
                     found[job.id] = job
@@ -374,6 +467,39 @@ def check_job_ids(job_ids: Iterable[str]) -> list[str]:
     return ids
 
 
+def check_on_cancel(value: object) -> bool:
+    """Whether a cancelled wait cancels its unfinished jobs; `ValidationError` for a bad value."""
+    if not isinstance(value, str) or value not in ON_CANCEL:
+        raise errors.ValidationError(f'`on_cancel` must be "leave" or "cancel" (got {value!r})')
+    return value == "cancel"
+
+
+async def cancel_jobs(source: JobSource, job_ids: Iterable[str]) -> None:
+    """Cancel the jobs of a cancelled wait: shielded, bounded, errors logged and not raised.
+
+    It runs while the caller's task is being cancelled, so nothing here may raise
+    over that cancellation, nor keep the caller much longer than `_CANCEL_SECONDS`.
+    """
+    ids = sorted(job_ids)
+    if not ids:
+        return
+
+    async def cancel_one(job_id: str) -> None:
+        try:
+            await source.cancel(job_id)
+        except errors.NexusError as exc:
+            logger.warning("could not cancel job %s after its wait was cancelled: %s", job_id, exc)
+
+    with anyio.move_on_after(_CANCEL_SECONDS, shield=True) as scope:
+        async with anyio.create_task_group() as tg:
+            for job_id in ids:
+                tg.start_soon(cancel_one, job_id)
+    if scope.cancelled_caught:
+        logger.warning("cancelling %d job(s) took over %g s; gave up", len(ids), _CANCEL_SECONDS)
+    else:
+        logger.info("cancelled %d unfinished job(s) of a cancelled wait", len(ids))
+
+
 def ended_message(job: Job) -> str:
     status = job.status
     reason = f" ({status.reason})" if status.reason else ""
@@ -406,7 +532,9 @@ class AsCompleted:
         on_progress: OnProgress | None,
         totals: Mapping[str, int] | None,
         outage_budget: float | None = None,
+        on_cancel: str = "leave",
     ) -> None:
+        self._cancel_jobs = check_on_cancel(on_cancel)
         poll_backoff(interval)  # validates
         check_timeout(timeout)
         check_callback(on_update, "on_update")
@@ -451,9 +579,21 @@ class AsCompleted:
     async def __aenter__(self) -> AsCompleted:
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        self._span.end(exc_info[1] if isinstance(exc_info[1], BaseException) else None)
-        await self.aclose()
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, *rest: object
+    ) -> None:
+        try:
+            if exc_type is not None and issubclass(exc_type, anyio.get_cancelled_exc_class()):
+                await self._cancelled()
+        finally:
+            self._span.end(exc)
+            await self.aclose()
+
+    async def _cancelled(self) -> None:
+        """The awaiting task is being cancelled: with `on_cancel="cancel"`, so are the jobs."""
+        if self._cancel_jobs and self._subscription.pending:
+            pending, self._cancel_jobs = set(self._subscription.pending), False  # once
+            await cancel_jobs(self._poller.source, pending)
 
     async def aclose(self) -> None:
         """Stop watching; the poller drops this waiter's jobs.
@@ -480,15 +620,19 @@ class AsCompleted:
             remaining = None if self._deadline is None else self._deadline - anyio.current_time()
             if remaining is not None and remaining <= 0:
                 raise self._timeout_error()
-            with anyio.move_on_after(math.inf if remaining is None else remaining):
-                if self._poller.shared:
-                    await self._subscription.wake.wait()
-                else:
-                    # Driving our own poller: wait out the backoff between ticks.
-                    if self._ticked:
-                        await anyio.sleep(self._poller.next_delay(self._changed))
-                    self._changed = await self._poller.tick()
-                    self._ticked = True
+            try:
+                with anyio.move_on_after(math.inf if remaining is None else remaining):
+                    if self._poller.shared:
+                        await self._subscription.wake.wait()
+                    else:
+                        # Driving our own poller: wait out the backoff between ticks.
+                        if self._ticked:
+                            await anyio.sleep(self._poller.next_delay(self._changed))
+                        self._changed = await self._poller.tick()
+                        self._ticked = True
+            except anyio.get_cancelled_exc_class():
+                await self._cancelled()  # iterated without `async with`, too
+                raise
             if self._poller.closed:
                 raise errors.ClientClosedError(
                     "the AsyncClient closed while waiting for "
@@ -542,6 +686,7 @@ def as_completed(
     on_progress: OnProgress | None = None,
     totals: Mapping[str, int] | None = None,
     outage_budget: float | None = None,
+    on_cancel: str = "leave",
 ) -> AsCompleted:
     """An `AsCompleted` over `job_ids`, on the shared `poller` if there is one; see `Jobs`."""
     return AsCompleted(
@@ -554,6 +699,7 @@ def as_completed(
         on_progress=on_progress,
         totals=totals,
         outage_budget=outage_budget,
+        on_cancel=on_cancel,
     )
 
 
@@ -570,6 +716,7 @@ async def wait_all(
     on_progress: OnProgress | None = None,
     totals: Mapping[str, int] | None = None,
     outage_budget: float | None = None,
+    on_cancel: str = "leave",
 ) -> list[Job]:
     """Every job's final snapshot, in the order given; see `Jobs.wait_all`."""
     ids = list(dict.fromkeys(check_job_ids(job_ids)))
@@ -587,6 +734,7 @@ async def wait_all(
             on_progress=on_progress,
             totals=totals,
             outage_budget=outage_budget,
+            on_cancel=on_cancel,
         )
         async with waiter:
             async for job in waiter:
@@ -614,9 +762,11 @@ async def watch(
     interval: float = 5.0,
     timeout: float | None = 36_000.0,
     outage_budget: float | None = None,
+    wakeups: Wakeups | None = None,
 ) -> AsyncGenerator[Job, None]:
     """A snapshot of the job at each status change, ending after the terminal one."""
     check_id(job_id, "batchjob_", "job_id")  # checked before the first poll
+    pause = None if wakeups is None else functools.partial(wakeups.pause, job_id)
     snapshots = watch_changes(
         lambda: source.get(job_id),
         state=lambda job: job.status,
@@ -626,6 +776,7 @@ async def watch(
         timed_out=lambda last: wait_timeout_error(job_id, timeout, last),
         name=job_id,
         outage_budget=outage_budget,
+        pause=pause,
     )
     async with contextlib.aclosing(snapshots):
         async for job in snapshots:
@@ -641,19 +792,32 @@ async def wait_until_done(
     raise_exception_if: JobStatusOverview | str | None = JobStatusOverview.FAILED,
     on_update: OnJob | None = None,
     outage_budget: float | None = None,
+    on_cancel: str = "leave",
+    wakeups: Wakeups | None = None,
 ) -> Job:
     """The job once finished; see `Jobs.wait_until_done`."""
+    cancel_job = check_on_cancel(on_cancel)
     if raise_exception_if is not None:
         check_str(str(raise_exception_if), "raise_exception_if")
     check_callback(on_update, "on_update")
     final: Job | None = None
     with _otel.wait_span("wait_until_done", job_id=job_id):
         snapshots = watch(
-            source, job_id, interval=interval, timeout=timeout, outage_budget=outage_budget
+            source,
+            job_id,
+            interval=interval,
+            timeout=timeout,
+            outage_budget=outage_budget,
+            wakeups=wakeups,
         )
-        async with contextlib.aclosing(snapshots):
-            async for final in snapshots:
-                await _call(on_update, final)
+        try:
+            async with contextlib.aclosing(snapshots):
+                async for final in snapshots:
+                    await _call(on_update, final)
+        except anyio.get_cancelled_exc_class():
+            if cancel_job and (final is None or not final.is_finished):
+                await cancel_jobs(source, [job_id])
+            raise
         assert final is not None, "watch() ends only after yielding a finished job"
         if raise_exception_if is not None and str(final.status.overview) == str(raise_exception_if):
             raise errors.JobStateError(ended_message(final), job=final)

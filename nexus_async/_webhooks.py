@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 
 from ._convert import unstructure
+from ._create import create_once
 from ._http import HTTPCore, Retry
 from ._resource import Collection
 from ._runtime import Runtime
@@ -47,7 +48,7 @@ class Webhooks(Collection[Webhook]):
         )
 
     async def create(
-        self, name: str, webhook_spec: WebhookSpec | Mapping[str, Any]
+        self, name: str, webhook_spec: WebhookSpec | Mapping[str, Any], *, recover: bool = True
     ) -> CreatedWebhook:
         """Create a webhook that jobs can deliver results to.
 
@@ -59,6 +60,13 @@ class Webhooks(Collection[Webhook]):
                 `retries` defaults to 3 retries with backoff capped at 15000 ms
                 (`max_backoff_ms` is accepted as an alias of `max_retry_delay`).
                 Without `secret`, a fresh one (32 random bytes) is generated.
+            recover: When the answer was lost (or a 500/502/504 may follow the
+                effect), find the webhook this call made (same name, endpoint and
+                retries, created during the attempt, not claimed by another call of
+                this client) with about one list page, and send again only when it
+                provably does not exist; False raises instead. As for `jobs.create`,
+                identical creates racing from different processes cannot be told
+                apart (and the secret returned is the one this call sent).
 
         Returns:
             The webhook, with `.secret`: the secret its deliveries are signed with.
@@ -77,12 +85,18 @@ class Webhooks(Collection[Webhook]):
         spec = coerce_webhook_spec(webhook_spec)
         body = {"name": name, "spec": unstructure(spec)}
         assert spec.secret is not None
-        webhook = await self._http.request(
-            "POST",
+        webhook = await create_once(
+            self._http,
+            self._runtime.creates,
             self._base,
+            body,
             into=Webhook,
-            retry=Retry.UNSENT,
-            body=body,
+            matches=lambda hook: (
+                hook.name == name
+                and hook.endpoint == spec.endpoint
+                and hook.retries == spec.retries
+            ),
+            recover=recover,
             redact=(spec.secret.contents,),
         )
         return CreatedWebhook(**attrs.asdict(webhook, recurse=False), secret=spec.secret.contents)

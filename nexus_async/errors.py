@@ -110,6 +110,9 @@ class APIError(NexusError):
     #: server (it got no answer, or a 500/502/504): then a retried delete's 404 is
     #: the deletion itself.
     earlier_attempt_may_have_taken_effect: bool = False
+    #: Whether any attempt of the call, this last one included, may have been carried
+    #: out: then a create's outcome is unknown rather than failed.
+    may_have_taken_effect: bool = False
 
     def __init__(
         self,

@@ -20,18 +20,30 @@ API: make the callback store the result somewhere durable first. While the queue
 is full (or the receiver is not running), deliveries get 503 and the API retries
 them later, as it does when a sender disconnects mid-body; nothing is lost. On
 shutdown, acknowledged deliveries are still handed over (within `drain_timeout`).
+
+Several replicas: pass a shared `dedupe` store (`RedisDedupe`, or `MemoryDedupe`
+for one process). Then a delivery ID is claimed with a short lease before the
+callback runs and marked done after it returns, and the answer waits for the
+callback: 200 once done (and for a delivery already done), 500 if the callback
+raised (the claim is released, so the API's retry is taken by some replica), 503
+while another replica holds the claim (a replica that died lets its lease lapse).
+Each delivery reaches the callback once when callbacks succeed, and is never lost
+when one fails. Done marks are kept for the signature tolerance plus a margin:
+the API's retries of a delivery end within it.
 """
 
 from __future__ import annotations
 
 import collections
+import enum
 import inspect
 import json
 import logging
+import secrets as _secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import anyio.abc
@@ -45,14 +57,22 @@ from .models import Delivery
 
 if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+    from redis.asyncio import Redis
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
     from starlette.routing import Route
 
+    from ._client import AsyncClient
+    from ._waiting import Wakeups
+
 __all__ = [
+    "Claim",
+    "DedupeStore",
     "DeliveryReceiver",
+    "MemoryDedupe",
     "ReceiverResponse",
+    "RedisDedupe",
     "parse_delivery",
     "receiver_app",
     "verify_delivery",
@@ -163,6 +183,146 @@ class _RecentIds:
         self._expire(now)
 
 
+DONE_MARGIN = 60.0
+"""Seconds a done mark outlives the signature tolerance."""
+
+
+class Claim(enum.Enum):
+    """What claiming a delivery ID found."""
+
+    NEW = "new"
+    """Claimed: this replica runs the callback."""
+    DONE = "done"
+    """Handled already: a duplicate."""
+    HELD = "held"
+    """Another replica is handling it (its lease has not lapsed)."""
+
+
+class DedupeStore(Protocol):
+    """Where replicas of a receiver record the deliveries they claimed and finished."""
+
+    async def claim(self, delivery_id: str, token: str, lease: float) -> Claim:
+        """Claim the ID for `lease` seconds under `token`, unless it is claimed or done."""
+        ...
+
+    async def done(self, delivery_id: str, keep: float) -> None:
+        """Mark the ID done for `keep` seconds."""
+        ...
+
+    async def release(self, delivery_id: str, token: str) -> None:
+        """Drop the claim made under `token` (not anyone else's), so a retry is taken."""
+        ...
+
+
+class MemoryDedupe:
+    """A `DedupeStore` in this process's memory: claims and done marks expire on time.
+
+    Args:
+        max_size: Most IDs kept (the oldest go first).
+        clock: Seconds, monotonic; for tests.
+    """
+
+    def __init__(
+        self, max_size: int = 100_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._max_size = max_size
+        self._clock = clock
+        # id -> (token, or None once done; expiry)
+        self._entries: collections.OrderedDict[str, tuple[str | None, float]] = (
+            collections.OrderedDict()
+        )
+
+    def _live(self, delivery_id: str) -> tuple[str | None, float] | None:
+        entry = self._entries.get(delivery_id)
+        if entry is not None and entry[1] <= self._clock():
+            del self._entries[delivery_id]
+            return None
+        return entry
+
+    def _put(self, delivery_id: str, token: str | None, seconds: float) -> None:
+        self._entries.pop(delivery_id, None)
+        self._entries[delivery_id] = (token, self._clock() + seconds)
+        while len(self._entries) > self._max_size:
+            self._entries.popitem(last=False)
+
+    async def claim(self, delivery_id: str, token: str, lease: float) -> Claim:
+        entry = self._live(delivery_id)
+        if entry is not None:
+            return Claim.DONE if entry[0] is None else Claim.HELD
+        self._put(delivery_id, token, lease)
+        return Claim.NEW
+
+    async def done(self, delivery_id: str, keep: float) -> None:
+        self._put(delivery_id, None, keep)
+
+    async def release(self, delivery_id: str, token: str) -> None:
+        entry = self._live(delivery_id)
+        if entry is not None and entry[0] == token:
+            del self._entries[delivery_id]
+
+
+_DONE = "done"
+# Delete the key only if it still holds this claim's token: a lapsed lease may have
+# been taken by another replica meanwhile.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class RedisDedupe:
+    """A `DedupeStore` in Redis, shared by every replica (the `redis` extra).
+
+    A claim is `SET key token NX PX lease`; done is `SET key "done" PX keep`; a
+    release deletes the key only while it holds the claim's token. Uses redis-py's
+    asyncio client, so it runs under asyncio (not trio).
+
+    Args:
+        client: A `redis.asyncio.Redis` (e.g. `Redis.from_url("redis://host:6379/0")`);
+            its lifetime is the caller's.
+        prefix: Key prefix, to share a database with other users.
+
+    Example:
+        from redis.asyncio import Redis
+
+    from ._client import AsyncClient
+    from ._waiting import Wakeups
+        store = RedisDedupe(Redis.from_url(os.environ["REDIS_URL"]))
+        receiver = DeliveryReceiver(secret, on_delivery, dedupe=store)
+    """
+
+    def __init__(self, client: Redis, *, prefix: str = "nexus-async:delivery:") -> None:
+        self._redis = client
+        self._prefix = prefix
+
+    async def claim(self, delivery_id: str, token: str, lease: float) -> Claim:
+        key = self._prefix + delivery_id
+        if await self._redis.set(key, token, nx=True, px=_ms(lease)):
+            return Claim.NEW
+        value = await self._redis.get(key)
+        return Claim.DONE if value in (_DONE, _DONE.encode()) else Claim.HELD
+
+    async def done(self, delivery_id: str, keep: float) -> None:
+        await self._redis.set(self._prefix + delivery_id, _DONE, px=_ms(keep))
+
+    async def release(self, delivery_id: str, token: str) -> None:
+        await self._redis.eval(_RELEASE, 1, self._prefix + delivery_id, token)
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
+@attrs.define
+class _Queued:
+    """A delivery for the workers; with a store, how its callback went (`outcome`)."""
+
+    delivery: Delivery
+    token: str | None = None
+    outcome: str | None = None  # "done" | "failed" | "dropped", once known
+    finished: anyio.Event | None = None
+
+
 @attrs.frozen
 class ReceiverResponse:
     """What `DeliveryReceiver.handle` answers: an HTTP status, a JSON body and headers."""
@@ -207,6 +367,13 @@ class DeliveryReceiver:
         max_body_bytes: Largest body accepted (deliveries are a few KB).
         drain_timeout: On shutdown (a cancelled one too), seconds the workers get to
             hand queued deliveries over; what is left after it is logged as dropped.
+        dedupe: A store shared by the receiver's replicas (`RedisDedupe`,
+            `MemoryDedupe`): claim before the callback, done after it, answer once
+            it returned (see the module docstring). None (default): this
+            process's memory, answering once queued.
+        lease: Seconds a claim holds while the callback runs: longer than the
+            callback takes, short enough that a dead replica's deliveries are
+            soon taken by another.
 
     Example:
         receiver = DeliveryReceiver(secret, on_delivery)
@@ -225,6 +392,8 @@ class DeliveryReceiver:
         remember_for: float = 86_400.0,
         max_body_bytes: int = 1 << 20,
         drain_timeout: float = 10.0,
+        dedupe: DedupeStore | None = None,
+        lease: float = 30.0,
     ) -> None:
         self._secrets = _check_secrets(secret)
         if not _is_async_callable(on_delivery):
@@ -245,6 +414,7 @@ class DeliveryReceiver:
             ("tolerance", tolerance),
             ("remember_for", remember_for),
             ("drain_timeout", drain_timeout),
+            ("lease", lease),
         ):
             if isinstance(number, bool) or not isinstance(number, (int, float)) or number <= 0:
                 raise ValidationError(f"`{name}` must be a number > 0 (got {number!r})")
@@ -255,7 +425,10 @@ class DeliveryReceiver:
         self.max_body_bytes = max_body_bytes
         self.drain_timeout = float(drain_timeout)
         self._recent = _RecentIds(remember, float(remember_for))
-        self._send: MemoryObjectSendStream[Delivery] | None = None
+        self._store = dedupe
+        self.lease = float(lease)
+        self._send: MemoryObjectSendStream[_Queued] | None = None
+        self._wakeups: list[Wakeups] = []
 
     def __repr__(self) -> str:
         state = "running" if self._send is not None else "stopped"
@@ -269,6 +442,29 @@ class DeliveryReceiver:
     @secrets.setter
     def secrets(self, value: Secrets) -> None:
         self._secrets = _check_secrets(value)
+
+    def connect(self, client: AsyncClient) -> None:
+        """Wake `client`'s waits on a job as soon as a verified delivery for it arrives.
+
+        `wait_until_done`, `watch`, `wait_all` and `as_completed` (inside
+        `async with client`) then refresh the job shortly after its latest delivery
+        instead of at their next poll; polling stays the source of truth, so a wait
+        finishes only on the API's word, and works the same without a receiver.
+        While connected, the shared poller polls every `interval` instead of
+        quickening on changes, so a wait costs no more requests than without.
+
+        Example:
+            receiver.connect(client)
+            finals = await jobs.wait_all(ids)   # returns within moments of the last results
+        """
+        hub = client._runtime.wakeups
+        if hub not in self._wakeups:
+            self._wakeups.append(hub)
+            hub.receivers += 1
+
+    def _woke(self, delivery: Delivery) -> None:
+        for hub in self._wakeups:
+            hub.notify(delivery.job_id)
 
     def handle(self, body: bytes, headers: Mapping[str, str]) -> ReceiverResponse:
         """Verify, de-duplicate and queue one delivery; say what to answer.
@@ -285,6 +481,7 @@ class DeliveryReceiver:
             logger.warning("rejected a signed delivery: %s", exc)
             return ReceiverResponse(400, {"message": str(exc)})
         ident = delivery.delivery_id
+        self._woke(delivery)
         if ident in self._recent:
             logger.debug("dropped duplicate delivery %s", ident)
             return ReceiverResponse(200, {"deliveryId": ident, "duplicate": True})
@@ -296,13 +493,68 @@ class DeliveryReceiver:
             )
             return _busy("receiver not running")
         try:
-            self._send.send_nowait(delivery)
+            self._send.send_nowait(_Queued(delivery))
         except anyio.WouldBlock:
             logger.warning("delivery %s refused: %d deliveries queued", ident, self.max_pending)
             return _busy("receiver busy")
         # Remembered only once queued: a refused delivery must be taken when retried.
         self._recent.add(ident)
         return ReceiverResponse(200, {"deliveryId": ident, "duplicate": False})
+
+    async def handle_async(self, body: bytes, headers: Mapping[str, str]) -> ReceiverResponse:
+        """`handle`, and with a `dedupe` store the claim, the callback and the answer after it.
+
+        Framework-neutral like `handle`; the endpoint of `.app()` and `.route()` calls it.
+        """
+        if self._store is None:
+            return self.handle(body, headers)
+        try:
+            delivery = verify_delivery(self._secrets, body, headers, tolerance=self.tolerance)
+        except (WebhookSignatureError, DeliveryDecodeError):
+            return self.handle(body, headers)  # the same refusal, logged once there
+        ident = delivery.delivery_id
+        self._woke(delivery)
+        if self._send is None:
+            logger.error("delivery %s refused: the receiver is not running", ident)
+            return _busy("receiver not running")
+        token = _secrets.token_hex(16)
+        claim = await self._store.claim(ident, token, self.lease)
+        if claim is Claim.DONE:
+            logger.debug("dropped duplicate delivery %s", ident)
+            return ReceiverResponse(200, {"deliveryId": ident, "duplicate": True})
+        if claim is Claim.HELD:
+            return _busy("delivery being handled by another replica")
+        queued = _Queued(delivery, token, finished=anyio.Event())
+        try:
+            self._send.send_nowait(queued)
+        except (anyio.WouldBlock, anyio.ClosedResourceError):
+            await self._store.release(ident, token)
+            return _busy("receiver busy")
+        assert queued.finished is not None
+        await queued.finished.wait()
+        if queued.outcome == "done":
+            return ReceiverResponse(200, {"deliveryId": ident, "duplicate": False})
+        return ReceiverResponse(500, {"message": f"delivery {ident} not handled; send it again"})
+
+    async def _settle(self, queued: _Queued, outcome: str) -> None:
+        """Record how a claimed delivery's callback went, in the store and for its request."""
+        queued.outcome = outcome
+        try:
+            if self._store is not None and queued.token is not None:
+                ident = queued.delivery.delivery_id
+                with anyio.move_on_after(5.0, shield=True):
+                    if outcome == "done":
+                        await self._store.done(ident, self.tolerance + DONE_MARGIN)
+                    else:
+                        await self._store.release(ident, queued.token)
+        except Exception:
+            # Unrecorded, the claim lapses after its lease and the retry is handled again.
+            logger.exception(
+                "could not record delivery %s as %s", queued.delivery.delivery_id, outcome
+            )
+        finally:
+            if queued.finished is not None:
+                queued.finished.set()
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[DeliveryReceiver]:
@@ -314,7 +566,7 @@ class DeliveryReceiver:
         """
         if self._send is not None:
             raise RuntimeError("this DeliveryReceiver is already running")
-        send, receive = anyio.create_memory_object_stream[Delivery](self.max_pending)
+        send, receive = anyio.create_memory_object_stream[_Queued](self.max_pending)
         # The workers run under a shielded scope (in a task of their own, so the block
         # itself is not shielded): a cancellation of the block must not drop what was
         # already answered 200. Leaving the block bounds that scope by `drain_timeout`.
@@ -344,7 +596,7 @@ class DeliveryReceiver:
 
     async def _pool(
         self,
-        receive: MemoryObjectReceiveStream[Delivery],
+        receive: MemoryObjectReceiveStream[_Queued],
         drain: anyio.CancelScope,
         *,
         task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
@@ -359,9 +611,12 @@ class DeliveryReceiver:
             # Only a missed drain deadline leaves anything here.
             while True:
                 try:
-                    dropped.append(receive.receive_nowait().delivery_id)
+                    left = receive.receive_nowait()
                 except (anyio.WouldBlock, anyio.EndOfStream):
                     break
+                dropped.append(left.delivery.delivery_id)
+                with anyio.CancelScope(shield=True):
+                    await self._settle(left, "dropped")
         if dropped:
             logger.error(
                 "%d acknowledged deliveries dropped at shutdown, not handed to on_delivery"
@@ -371,16 +626,22 @@ class DeliveryReceiver:
                 ", ".join(dropped),
             )
 
-    async def _work(self, receive: MemoryObjectReceiveStream[Delivery], dropped: list[str]) -> None:
+    async def _work(self, receive: MemoryObjectReceiveStream[_Queued], dropped: list[str]) -> None:
         async with receive:
-            async for delivery in receive:
+            async for queued in receive:
+                delivery = queued.delivery
                 try:
                     await self._on_delivery(delivery)
                 except anyio.get_cancelled_exc_class():
                     dropped.append(delivery.delivery_id)
+                    with anyio.CancelScope(shield=True):
+                        await self._settle(queued, "dropped")
                     raise
                 except Exception:
                     logger.exception("on_delivery failed for delivery %s", delivery.delivery_id)
+                    await self._settle(queued, "failed")
+                else:
+                    await self._settle(queued, "done")
 
     async def endpoint(self, request: Request) -> Response:
         """The Starlette endpoint: `Route(path, receiver.endpoint, methods=["POST"])`."""
@@ -400,7 +661,7 @@ class DeliveryReceiver:
             # Nothing was acknowledged, so the API sends the delivery again: not an error.
             logger.info("a sender disconnected after %d bytes of a delivery's body", len(body))
             return JSONResponse({"message": "the body ended early"}, status_code=400)
-        answer = self.handle(bytes(body), request.headers)
+        answer = await self.handle_async(bytes(body), request.headers)
         return JSONResponse(answer.body, status_code=answer.status, headers=answer.headers)
 
     def route(self, path: str = "/") -> Route:

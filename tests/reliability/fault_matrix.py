@@ -60,7 +60,7 @@ SERVER_FAULTS = frozenset({"dropped", "timeout", "500", "502", "503", "504", "42
 
 TRANSPORT_TABLE = """
 call                  refused dropped cut   timeout 500   502   503   504   429+RA 429
-jobs.create           ok/C    C       C     T       S     S     S     S     R      R
+jobs.create           ok/C    ok      ok    T       ok    ok    S     ok    R      R
 jobs.list             ok/C    ok/C    ok/C  ok/T    ok/S  ok/S  ok/S  ok/S  ok/R   ok/R
 jobs.get              ok/C    ok/C    ok/C  ok/T    ok/S  ok/S  ok/S  ok/S  ok/R   ok/R
 jobs.cancel           ok/C    ok/C    ok/C  ok/T    ok/S  ok/S  ok/S  ok/S  ok/R   ok/R
@@ -68,11 +68,11 @@ jobs.delete           ok/C    ok/C    ok/C  ok/T    ok/S  ok/S  N/S   ok/S  ok/R
 jobs.get_logs         ok/C    ok/C    ok/C  ok/T    ok/S  ok/S  ok/S  ok/S  ok/R   ok/R
 jobs.get_all_logs     ok/C    ok/C    ok/C  ok/T    ok/S  ok/S  ok/S  ok/S  ok/R   ok/R
 jobs.wait_until_done  ok/W    ok/W    ok/W  ok/T    ok/W  ok/W  ok/W  ok/W  ok/W   ok/W
-datasets.create       ok/C    C       C     T       S     S     S     S     R      R
+datasets.create       ok/C    ok      ok    T       ok    ok    S     ok    R      R
 datasets.upload       ok/C    ok/C    ok/C  ok/T    ok/S  ok/S  ok/S  ok/S  ok/R   ok/R
 datasets.get          ok/C    ok/C    ok/C  ok/T    ok/S  ok/S  ok/S  ok/S  ok/R   ok/R
 datasets.list         ok/C    ok/C    ok/C  ok/T    ok/S  ok/S  ok/S  ok/S  ok/R   ok/R
-webhooks.create       ok/C    C       C     T       S     S     S     S     R      R
+webhooks.create       ok/C    ok      ok    T       ok    ok    S     ok    R      R
 webhooks.get          ok/C    ok/C    ok/C  ok/T    ok/S  ok/S  ok/S  ok/S  ok/R   ok/R
 webhooks.list         ok/C    ok/C    ok/C  ok/T    ok/S  ok/S  ok/S  ok/S  ok/R   ok/R
 webhooks.test         ok/C    C       C     T       S     S     S     S     R      R
@@ -80,7 +80,7 @@ webhooks.test         ok/C    C       C     T       S     S     S     S     R   
 
 BODY_TABLE = """
 call                  not-json truncated wrong-shape unknown-keys unknown-enum
-jobs.create           D        D         D           ok           ok
+jobs.create           ok       ok        ok          ok           ok
 jobs.list             D        D         D           ok           ok
 jobs.get              D        D         D           ok           ok
 jobs.cancel           D        D         D           ok           ok
@@ -88,11 +88,11 @@ jobs.delete           D        D         D           ok           -
 jobs.get_logs         D        D         D           ok           ok
 jobs.get_all_logs     D        D         D           ok           ok
 jobs.wait_until_done  D        D         D           ok           ok/W
-datasets.create       D        D         D           ok           ok
+datasets.create       ok       ok        ok          ok           ok
 datasets.upload       ok       -         ok          -            -
 datasets.get          D        D         D           ok           ok
 datasets.list         D        D         D           ok           ok
-webhooks.create       D        D         D           ok           -
+webhooks.create       ok       ok        ok          ok           -
 webhooks.get          D        D         D           ok           -
 webhooks.list         D        D         D           ok           -
 webhooks.test         D        D         D           ok           ok
@@ -154,8 +154,8 @@ def render() -> str:
         "client makes at most 3 attempts (2 under the read timeout, where its retry budget",
         "is 0.9 s). In every case the call ends within a bounded",
         "time, raises only the `nexus_async.errors` class shown (never a raw `httpx`,",
-        "`json` or `KeyError` exception), and a create reaches the server at most once and",
-        "makes at most one resource.",
+        "`json` or `KeyError` exception), and a create makes at most one resource: after an",
+        "ambiguous failure it finds the resource it made (`recover=True`) instead of raising.",
         "",
         "| code | outcome |",
         "|---|---|",

@@ -4,8 +4,8 @@ One case per cell of `fault_matrix.EXPECTED`, each run twice (the fault hitting 
 first matching request only, then every one) in fresh projects of a shared local
 server. Besides the outcome, each case checks that the call ended within a bounded
 time, that nothing but a `NexusError` escaped, that the fault really happened, that
-the client's pool is idle afterwards, and that a create reached the server at most
-once and made at most one resource.
+the client's pool is idle afterwards, and that a create made at most one resource
+(it is sent again only after a lookup found that the failed attempt made none).
 """
 
 from __future__ import annotations
@@ -144,9 +144,7 @@ async def _run(
         assert server_requests(ctx, "POST", r"/batch/datasets$") == 1
         assert created(ctx, "datasets") == (1 if observed == "ok" else 0)
     elif call.creates is not None:
-        reached = server_requests(ctx, call.method, call.path(ctx))
         made = created(ctx, call.creates)
-        assert reached <= 1, f"the create reached the server {reached} times"
         assert made <= 1, f"one call made {made} resources"
         if observed == "ok":
             assert made == 1

@@ -97,8 +97,8 @@ async def test_429_beyond_the_patience_is_raised_with_its_hint() -> None:
 async def test_create_that_reached_the_server_is_not_retried(reply: Any) -> None:
     script = Script(reply, ok(wire.JOB))
     async with script.client() as client:
-        with pytest.raises(errors.NexusError):
-            await client.get_project(PROJECT).batch.jobs.create("n", OPTIONS)
+        with pytest.raises(errors.NexusError):  # the HTTP layer's rule, without the lookup
+            await client.get_project(PROJECT).batch.jobs.create("n", OPTIONS, recover=False)
     assert len(script.requests) == 1
 
 
