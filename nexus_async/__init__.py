@@ -18,7 +18,7 @@ from ._logs import LogCursor, LogStream
 from ._runtime import Diagnostics, PollerDiagnostics
 from ._transport import TransportStats
 from ._version import __version__
-from ._waiting import AsCompleted, JobProgress
+from ._waiting import AsCompleted, JobProgress, Wakeups
 from ._webhooks import Webhooks
 from .errors import (
     APIError,
@@ -167,6 +167,7 @@ __all__ = [
     "UnknownDestination",
     "ValidationError",
     "WaitTimeoutError",
+    "Wakeups",
     "Webhook",
     "WebhookDestination",
     "WebhookRetries",

@@ -22,6 +22,7 @@ from ._validate import (
     check_timeout,
     check_type,
 )
+from ._waiting import Wakeups
 from ._webhooks import Webhooks
 from .errors import ValidationError
 
@@ -166,6 +167,11 @@ class AsyncClient:
         if isinstance(project_id, str) and not project_id.startswith("proj_"):
             project_id = "proj_" + project_id
         return Project(self._http, self._runtime, check_id(project_id, "proj_", "project_id"))
+
+    @property
+    def wakeups(self) -> Wakeups:
+        """What connected receivers notify of deliveries; see `DeliveryReceiver.connect`."""
+        return self._runtime.wakeups
 
     def diagnostics(self) -> Diagnostics:
         """A snapshot of what the client has going on: background tasks, pollers, requests.

@@ -457,7 +457,7 @@ class DeliveryReceiver:
             receiver.connect(client)
             finals = await jobs.wait_all(ids)   # returns within moments of the last results
         """
-        hub = client._runtime.wakeups
+        hub = client.wakeups
         if hub not in self._wakeups:
             self._wakeups.append(hub)
             hub.receivers += 1

@@ -87,6 +87,7 @@ EXPORTED = [
     "UnknownDestination",
     "ValidationError",
     "WaitTimeoutError",
+    "Wakeups",
     "Webhook",
     "WebhookDestination",
     "WebhookRetries",
