@@ -217,6 +217,7 @@ class _Shared:
         self.on_wire = 0
         # The API's clock, from the last `Date` header: (epoch seconds, anyio time seen).
         self.server_date: tuple[float, float] | None = None
+        self.date_header: str | None = None  # the `Date` that `server_date` came from
         self.calls: set[anyio.CancelScope] = set()  # of the calls under way, for aclose()
         self.loop: object = None  # the event loop the client first ran on
         # One connection per pool (see `_transport`): httpcore's pool bookkeeping
@@ -698,13 +699,17 @@ class HTTPCore:
 
     def _note_date(self, response: httpx.Response) -> None:
         value = response.headers.get("Date")
-        if value is None:
+        shared = self._shared
+        # `Date` has whole seconds: answers within one second repeat it, and its first
+        # sighting is the closest to the API's clock, so it is parsed only when new.
+        if value is None or value == shared.date_header:
             return
         try:
             date = email.utils.parsedate_to_datetime(value).timestamp()
         except (TypeError, ValueError):
             return
-        self._shared.server_date = (date, anyio.current_time())
+        shared.date_header = value
+        shared.server_date = (date, anyio.current_time())
 
 
 def _judge(
