@@ -14,6 +14,7 @@ import enum
 from collections.abc import Awaitable, Callable
 
 import anyio
+import anyio.lowlevel
 import attrs
 from anyio.abc import TaskGroup
 
@@ -135,7 +136,14 @@ class Runtime:
             # wrapped in an ExceptionGroup. Our tasks never raise, so the group has
             # nothing to add.
             task_group.cancel_scope.cancel()
-            await task_group.__aexit__(None, None, None)
+            try:
+                await task_group.__aexit__(None, None, None)
+            except anyio.get_cancelled_exc_class():
+                # Seen on trio, rarely: the cancellation `close()` gave a task reached
+                # the group's exit as a Cancelled of its own. It is ours to absorb
+                # unless the caller is being cancelled too, which the checkpoint
+                # re-raises.
+                await anyio.lowlevel.checkpoint_if_cancelled()
 
     def start_soon(self, func: Callable[[], Awaitable[None]]) -> None:
         """Run `func` as a background task, in a cancel scope `close()` cancels.
