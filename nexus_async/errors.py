@@ -40,12 +40,11 @@ that ends a log stream carries `cursor`, where a new stream can resume.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import httpx
 
-    from ._logs import LogCursor
     from .models import Dataset, Job
 
 __all__ = [
@@ -83,8 +82,9 @@ class NexusError(Exception):
     """Base class of every exception raised by nexus_async."""
 
     #: Set when the error ended a log stream (`get_all_logs`, `follow_logs`): the
-    #: position after its last entry yielded, to pass as `resume_from`.
-    cursor: LogCursor | None = None
+    #: `LogCursor` after its last entry yielded, to pass as `resume_from`. Typed
+    #: loosely so that the error tree imports nothing of the SDK (no import circle).
+    cursor: Any = None
 
 
 class ValidationError(NexusError, ValueError):
