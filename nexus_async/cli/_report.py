@@ -73,11 +73,26 @@ class _OneLine(logging.Formatter):
 
 @contextmanager
 def warnings_on_stderr() -> Iterator[None]:
-    """Show the SDK's WARNING and worse records on stderr, one line each, for the block."""
+    """Show the SDK's WARNING and worse records on stderr, one line each, for the block.
+
+    A record another handler of the logger already writes to stderr (`NEXUS_LOG`'s,
+    installed when the first client is made) is left to that one: shown once.
+    """
+    logger = logging.getLogger("nexus_async")
     handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(logging.WARNING)
     handler.setFormatter(_OneLine())
-    logger = logging.getLogger("nexus_async")
+
+    def not_shown_elsewhere(record: logging.LogRecord) -> bool:
+        return not any(
+            other is not handler
+            and isinstance(other, logging.StreamHandler)
+            and other.stream is sys.stderr
+            and record.levelno >= other.level
+            for other in logger.handlers
+        )
+
+    handler.addFilter(not_shown_elsewhere)
     logger.addHandler(handler)
     try:
         yield

@@ -233,3 +233,31 @@ def test_sdk_warnings_show_on_stderr_one_line_each(
     assert lines[1].startswith("error: ")
     assert "routine detail" not in err
     assert not logging.getLogger("nexus_async").handlers, "removed when the command ends"
+
+
+def test_with_nexus_log_each_warning_shows_once(
+    env: LocalNexus, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    get = Jobs.get
+
+    async def noisy_get(self: Jobs, job_id: str) -> Any:
+        logging.getLogger("nexus_async._poll").warning("cannot reach the API for 30 s")
+        return await get(self, job_id)
+
+    monkeypatch.setattr(Jobs, "get", noisy_get)
+    monkeypatch.setenv("NEXUS_LOG", "info")
+    monkeypatch.setattr(nexus_async._client, "_log_switch_read", False)  # read it again
+    logger = logging.getLogger("nexus_async")
+    before, level = list(logger.handlers), logger.level
+    try:
+        code, _, err = run(capsys, "jobs", "get", UNKNOWN_JOB)
+        switched_on = [h for h in logger.handlers if h not in before]
+    finally:
+        for handler in logger.handlers[:]:
+            if handler not in before:
+                logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert code == 1
+    assert len(switched_on) == 1, "NEXUS_LOG's handler was installed"
+    assert err.count("cannot reach the API for 30 s") == 1, err
+    assert "WARNING nexus_async._poll: cannot reach the API for 30 s" in err
