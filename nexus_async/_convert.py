@@ -16,24 +16,29 @@ Built once, in this order (hooks registered later win, so order matters):
 It is built twice: `structure` decodes with the copy built without detailed
 validation, and only an answer that fails there is decoded again with the
 detailed one, whose error lists every bad path.
+
+Both are built on first use, not at import: cattrs and its code generator cost
+about a tenth of the reference SDK's whole import, and a program that imports the
+package (a CLI's `--help`, a web service's startup) may never decode anything.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import attrs
-import cattrs
-from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
-from cattrs.preconf.json import make_converter
 
 from . import models as m
 from .errors import StructureError
 
-__all__ = ["DecodeFailure", "converter", "structure", "to_camel", "unstructure"]
+if TYPE_CHECKING:
+    import cattrs
+
+__all__ = ["DecodeFailure", "converters", "structure", "to_camel", "unstructure"]
 
 T = TypeVar("T")
 
@@ -118,6 +123,8 @@ def _tagged_union(
     conv: cattrs.Converter, tags: Mapping[str, type], unknown: type
 ) -> tuple[Callable[[Any, Any], Any], Callable[[Any], dict[str, Any]]]:
     """Hooks for a union discriminated by the `kind` key, with a fallback class."""
+    from cattrs.gen import make_dict_unstructure_fn
+
     by_class = {cls: tag for tag, cls in tags.items()}
     # Each member's own dict hook, built here because the member classes get the
     # tagging hook below as their unstructure hook.
@@ -156,6 +163,8 @@ def _attrs_class(cl: Any) -> type:
 
 
 def _renames(cl: Any) -> dict[str, Any]:
+    from cattrs.gen import override
+
     base = _attrs_class(cl)
     table = _WIRE_NAMES.get(base, {})
     return {
@@ -163,7 +172,10 @@ def _renames(cl: Any) -> dict[str, Any]:
     }
 
 
-def _build(detailed: bool = True) -> cattrs.Converter:
+def _build(detailed: bool) -> cattrs.Converter:
+    from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
+    from cattrs.preconf.json import make_converter
+
     conv = make_converter(forbid_extra_keys=False, detailed_validation=detailed)
 
     conv.register_structure_hook(int, _strict_int)
@@ -211,13 +223,6 @@ def _build(detailed: bool = True) -> cattrs.Converter:
     return conv
 
 
-converter: cattrs.Converter = _build()
-# The same hooks without cattrs' detailed validation, which collects every error
-# with its path and costs about as much as the decoding itself: the hot path.
-# Only when it fails is the answer decoded again by `converter`, for the message.
-_fast: cattrs.Converter = _build(detailed=False)
-
-
 def _log_entry_fast(o: Any, _: Any) -> m.JobLogEntry:
     """`JobLogEntry` by hand, the same checks as the generated hook (the hot path of logs)."""
     kind, create_time, ident = o["kind"], o["createTime"], o["id"]
@@ -241,22 +246,49 @@ def _log_entry_fast(o: Any, _: Any) -> m.JobLogEntry:
 
 
 _LOG_LEVELS = {level.value: level for level in m.LogLevel}
-_fast.register_structure_hook(m.JobLogEntry, _log_entry_fast)
+
+
+class Converters(NamedTuple):
+    """The one converter, built twice.
+
+    Attributes:
+        detailed: With cattrs' detailed validation: its errors list every bad path.
+        fast: The same hooks without it (collecting every error with its path costs
+            about as much as the decoding itself), plus hand-written hooks for the
+            hot classes; they accept only what `detailed` decodes to the same models.
+    """
+
+    detailed: cattrs.Converter
+    fast: cattrs.Converter
+
+
+@functools.cache
+def converters() -> Converters:
+    """Both converters, built on the first call."""
+    fast = _build(detailed=False)
+    fast.register_structure_hook(m.JobLogEntry, _log_entry_fast)
+    return Converters(detailed=_build(detailed=True), fast=fast)
 
 
 def structure(data: Any, cls: type[T]) -> T:
     """JSON data -> model.
 
+    Decoded by the fast converter; only data it rejects is decoded again by the
+    detailed one, which either agrees or says what is wrong.
+
     Raises:
         nexus_async.StructureError: `data` does not fit `cls`; the message lists every
             bad path. A number too large to convert raises it too, not `OverflowError`.
     """
+    built = converters()
     try:
-        return _fast.structure(data, cls)
+        return built.fast.structure(data, cls)
     except Exception:  # whatever the fast hooks raise: the detailed ones say it properly
         pass
+    import cattrs  # loaded by `converters()` already
+
     try:
-        return converter.structure(data, cls)
+        return built.detailed.structure(data, cls)
     except (cattrs.BaseValidationError, TypeError, ValueError, KeyError, OverflowError) as exc:
         if isinstance(exc, cattrs.BaseValidationError):
             detail = "; ".join(cattrs.transform_error(exc, path="$"))
@@ -267,4 +299,4 @@ def structure(data: Any, cls: type[T]) -> T:
 
 def unstructure(obj: Any) -> Any:
     """Model -> JSON-ready data (wire names)."""
-    return converter.unstructure(obj)
+    return converters().detailed.unstructure(obj)

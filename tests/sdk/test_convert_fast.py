@@ -8,7 +8,7 @@ import cattrs
 import pytest
 
 from nexus_async import JobLogEntry, LogLevel, StructureError
-from nexus_async._convert import _fast, converter, structure
+from nexus_async._convert import converters, structure
 
 GOOD: dict[str, Any] = {
     "kind": "ItemPredicted",
@@ -28,8 +28,8 @@ GOOD: dict[str, Any] = {
 )
 def test_the_fast_hooks_agree_with_the_detailed_ones(changes: dict[str, Any]) -> None:
     data = {**GOOD, **changes}
-    fast = _fast.structure(data, JobLogEntry)
-    assert fast == converter.structure(data, JobLogEntry)
+    fast = converters().fast.structure(data, JobLogEntry)
+    assert fast == converters().detailed.structure(data, JobLogEntry)
     assert type(fast.time_ms) is float
     assert structure(data, JobLogEntry) == fast
     missing_reason = {k: v for k, v in data.items() if k != "reason"}
@@ -56,7 +56,7 @@ def test_a_known_level_is_the_enum_member() -> None:
 def test_a_bad_entry_fails_with_the_detailed_message(changes: dict[str, Any]) -> None:
     data = {**GOOD, **changes}
     with pytest.raises(cattrs.BaseValidationError) as detailed:
-        converter.structure([GOOD, data], list[JobLogEntry])
+        converters().detailed.structure([GOOD, data], list[JobLogEntry])
     expected = "; ".join(cattrs.transform_error(detailed.value, path="$"))
     with pytest.raises(StructureError) as info:
         structure([GOOD, data], list[JobLogEntry])
