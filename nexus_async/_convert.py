@@ -223,8 +223,34 @@ def _build(detailed: bool) -> cattrs.Converter:
     return conv
 
 
+# --------------------------------------------------------------------------------------
+# Hand-written hooks of the hot classes (a job's tree, a log entry), for the fast
+# converter only: they build the models directly, without the generated hooks'
+# per-field dispatch. Each accepts only input the generated hooks decode, and
+# returns the same models; anything else (a wrong type, a missing key, a kind it
+# does not know, a non-list where a list goes) raises, and `structure` then decodes
+# the data with the detailed converter, which agrees or says what is wrong.
+# tests/sdk/test_convert_fast.py checks them against it over many varied payloads.
+
+
+class _Unusual(Exception):
+    """Input a hand-written hook leaves to the generated ones."""
+
+
+def _str_or_none(value: Any) -> str | None:
+    if value is None or type(value) is str:
+        return value
+    raise _Unusual
+
+
+def _int_or_none(value: Any) -> int | None:
+    if value is None or type(value) is int:
+        return value
+    raise _Unusual
+
+
 def _log_entry_fast(o: Any, _: Any) -> m.JobLogEntry:
-    """`JobLogEntry` by hand, the same checks as the generated hook (the hot path of logs)."""
+    """`JobLogEntry`: the hot path of log streaming."""
     kind, create_time, ident = o["kind"], o["createTime"], o["id"]
     level, item, status, time_ms = o["level"], o["item"], o["status"], o["timeMs"]
     reason = o.get("reason", "")
@@ -237,7 +263,7 @@ def _log_entry_fast(o: Any, _: Any) -> m.JobLogEntry:
         and type(status) is str
         and type(reason) is str
     ):
-        raise TypeError("a log entry field of the wrong type")
+        raise _Unusual
     if type(time_ms) is not float:
         time_ms = _strict_float(time_ms, float)
     return m.JobLogEntry(
@@ -245,7 +271,151 @@ def _log_entry_fast(o: Any, _: Any) -> m.JobLogEntry:
     )
 
 
+def _job_fast(o: Any, _: Any) -> m.Job:
+    """`Job`, and every class below it: the hot path of listing and polling jobs."""
+    ident, obj, name, project_id = o["id"], o["object"], o["name"], o["projectId"]
+    create_date, update_date = o["createDate"], o["updateDate"]
+    if not (
+        type(ident) is str
+        and type(obj) is str
+        and type(name) is str
+        and type(project_id) is str
+        and type(create_date) is int
+        and type(update_date) is int
+    ):
+        raise _Unusual
+    spec, status = o["spec"], o["status"]
+    if type(spec) is not dict or type(status) is not dict:
+        raise _Unusual
+    return m.Job(
+        ident,
+        obj,
+        name,
+        project_id,
+        _job_spec(spec),
+        _job_status(status),
+        create_date,
+        update_date,
+    )
+
+
+def _job_spec(o: dict[str, Any]) -> m.JobSpec:
+    dataset_id, deployment = o["datasetId"], o["deployment"]
+    destinations = o["resultDelivery"]["destinations"]
+    if type(dataset_id) is not str or type(deployment) is not dict:
+        raise _Unusual
+    if type(destinations) is not list:
+        raise _Unusual
+    return m.JobSpec(
+        dataset_id,
+        _deployment(deployment),
+        m.ResultDelivery([_destination(d) for d in destinations]),
+        _int_or_none(o.get("startAtTime")),
+        _int_or_none(o.get("stopAtTime")),
+    )
+
+
+def _deployment(o: dict[str, Any]) -> m.Deployment:
+    kind = o["kind"]
+    if kind == "ExistingDeployment":
+        deployment_id = o["deploymentId"]
+        if type(deployment_id) is not str:
+            raise _Unusual
+        return m.ExistingDeployment(deployment_id)
+    if kind == "NewEphemeralDeployment":
+        template = o["template"]
+        if type(template) is not dict:
+            raise _Unusual
+        return m.NewEphemeralDeployment(_template(template))
+    if type(kind) is not str:
+        raise _Unusual
+    return m.UnknownDeployment(kind=kind, data=dict(o))
+
+
+def _template(o: dict[str, Any]) -> m.DeploymentTemplate:
+    artifact_id, options = o["artifactId"], o.get("options")
+    if type(artifact_id) is not str:
+        raise _Unusual
+    if options is not None:
+        if type(options) is not dict:
+            raise _Unusual
+        options = _options(options)
+    return m.DeploymentTemplate(
+        artifact_id=artifact_id,
+        name=_str_or_none(o.get("name")),
+        replicas=_int_or_none(o.get("replicas")),
+        region=_str_or_none(o.get("region")),
+        version_tag=_str_or_none(o.get("versionTag")),
+        instance_id=_str_or_none(o.get("instanceId")),
+        options=options,
+    )
+
+
+def _options(o: dict[str, Any]) -> m.DeploymentOptions:
+    threshold, group = o.get("evaluationThreshold"), o.get("evaluationGroup")
+    if threshold is not None and type(threshold) is not float:
+        threshold = _strict_float(threshold, float)
+    if group is not None:
+        if type(group) is not list or not all(type(tag) is str for tag in group):
+            raise _Unusual
+        group = list(group)
+    return m.DeploymentOptions(_str_or_none(o.get("evaluationStrategy")), threshold, group)
+
+
+def _destination(o: Any) -> m.Destination:
+    if type(o) is not dict:
+        raise _Unusual
+    kind = o["kind"]
+    if kind == "Webhook":
+        webhook_id = o["webhookId"]
+        if type(webhook_id) is not str:
+            raise _Unusual
+        return m.WebhookDestination(webhook_id)
+    if type(kind) is not str:
+        raise _Unusual
+    return m.UnknownDestination(kind=kind, data=dict(o))
+
+
+def _job_status(o: dict[str, Any]) -> m.JobStatus:
+    overview, message, update_date = o["overview"], o["message"], o["updateDate"]
+    items = o["items"]
+    if not (
+        type(overview) is str
+        and type(message) is str
+        and type(update_date) is int
+        and type(items) is dict
+    ):
+        raise _Unusual
+    return m.JobStatus(
+        _OVERVIEWS.get(overview, overview),
+        message,
+        update_date,
+        _job_items(items),
+        _str_or_none(o.get("reason")),
+        _int_or_none(o.get("cancelledAt")),
+    )
+
+
+def _job_items(o: dict[str, Any]) -> m.JobItemStatus:
+    counts = (
+        o["Gathered"],
+        o["FailedGather"],
+        o["Preprocessed"],
+        o["FailedProcess"],
+        o["Predicted"],
+        o["FailedPredict"],
+        o["Delivered"],
+        o["FailedDeliver"],
+    )
+    for count in counts:
+        if type(count) is not int:
+            raise _Unusual
+    return m.JobItemStatus(*counts)
+
+
+# The open enums' members by value: what `_open_enum` looks up, without the call.
 _LOG_LEVELS = {level.value: level for level in m.LogLevel}
+_OVERVIEWS = {overview.value: overview for overview in m.JobStatusOverview}
 
 
 class Converters(NamedTuple):
@@ -267,6 +437,7 @@ def converters() -> Converters:
     """Both converters, built on the first call."""
     fast = _build(detailed=False)
     fast.register_structure_hook(m.JobLogEntry, _log_entry_fast)
+    fast.register_structure_hook(m.Job, _job_fast)
     return Converters(detailed=_build(detailed=True), fast=fast)
 
 
