@@ -15,7 +15,11 @@ Built once, in this order (hooks registered later win, so order matters):
 
 It is built twice: `structure` decodes with the copy built without detailed
 validation, and only an answer that fails there is decoded again with the
-detailed one, whose error lists every bad path.
+detailed one, whose error lists every bad path. The fast copy also has
+hand-written hooks for the hot classes (a job and everything below it, a log
+entry), because there the models' constructors and cattrs' per-field dispatch
+are most of the time: they build the models directly and leave anything unusual
+to the generated hooks (see the section below).
 
 Both are built on first use, not at import: cattrs and its code generator cost
 about a tenth of the reference SDK's whole import, and a program that imports the
