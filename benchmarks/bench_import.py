@@ -83,7 +83,7 @@ def run(quick: bool) -> Report:
     client_ours = "`from nexus_async import AsyncClient` + first client (a plain install)"
     client_ref = "`from datature.nexus import Client` + first client (the reference)"
     from_ours = "`from nexus_async import AsyncClient` (a plain install)"
-    here = "`import nexus_async` + first client (this environment: httpx imports its CLI)"
+    here = "`from nexus_async import AsyncClient` + first client (this environment: httpx CLI)"
     contenders: dict[str, tuple[str, bool]] = {
         import_ours: ("import nexus_async", True),
         from_ours: ("from nexus_async import AsyncClient", True),
