@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import httpx
 
 from ._backoff import RetryPolicy
-from ._datasets import Datasets
 from ._http import HTTPCore
 from ._jobs import Jobs
 from ._runtime import Diagnostics, Runtime
@@ -23,8 +24,11 @@ from ._validate import (
     check_type,
 )
 from ._waiting import Wakeups
-from ._webhooks import Webhooks
 from .errors import ValidationError
+
+if TYPE_CHECKING:
+    from ._datasets import Datasets
+    from ._webhooks import Webhooks
 
 __all__ = ["DEFAULT_BASE_URL", "AsyncClient", "Batch", "Project"]
 
@@ -236,12 +240,29 @@ class Project:
 
 
 class Batch:
-    """The batch API of one project: `jobs`, `datasets` and `webhooks`."""
+    """The batch API of one project: `jobs`, `datasets` and `webhooks`.
+
+    `datasets` and `webhooks` are made on first use, and their modules imported
+    then: most programs only run jobs, and need not pay for loading the rest.
+    """
 
     def __init__(self, http: HTTPCore, runtime: Runtime, project_id: str) -> None:
+        self._http, self._runtime, self._project_id = http, runtime, project_id
         self.jobs = Jobs(http, project_id, runtime)
-        self.datasets = Datasets(http, project_id, runtime)
-        self.webhooks = Webhooks(http, project_id, runtime)
+
+    @functools.cached_property
+    def datasets(self) -> Datasets:
+        """The project's datasets."""
+        from ._datasets import Datasets
+
+        return Datasets(self._http, self._project_id, self._runtime)
+
+    @functools.cached_property
+    def webhooks(self) -> Webhooks:
+        """The project's webhooks."""
+        from ._webhooks import Webhooks
+
+        return Webhooks(self._http, self._project_id, self._runtime)
 
     def __repr__(self) -> str:
         return f"<Batch jobs={self.jobs!r}>"

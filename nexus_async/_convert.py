@@ -15,25 +15,35 @@ Built once, in this order (hooks registered later win, so order matters):
 
 It is built twice: `structure` decodes with the copy built without detailed
 validation, and only an answer that fails there is decoded again with the
-detailed one, whose error lists every bad path.
+detailed one, whose error lists every bad path. The fast copy also has
+hand-written hooks for the hot classes (a job and everything below it, a log
+entry), because there the models' constructors and cattrs' per-field dispatch
+are most of the time: they build the models directly and leave anything unusual
+to the generated hooks (see the section below).
+
+Both are built on first use, not at import: importing cattrs and building them
+takes about 15 ms (some 5% of the reference SDK's whole import), and a program
+that imports the package (a CLI's `--help`, a web service's startup) may never
+decode anything.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import attrs
-import cattrs
-from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
-from cattrs.preconf.json import make_converter
 
 from . import models as m
 from .errors import StructureError
 
-__all__ = ["DecodeFailure", "converter", "structure", "to_camel", "unstructure"]
+if TYPE_CHECKING:
+    import cattrs
+
+__all__ = ["DecodeFailure", "converters", "structure", "to_camel", "unstructure"]
 
 T = TypeVar("T")
 
@@ -118,6 +128,8 @@ def _tagged_union(
     conv: cattrs.Converter, tags: Mapping[str, type], unknown: type
 ) -> tuple[Callable[[Any, Any], Any], Callable[[Any], dict[str, Any]]]:
     """Hooks for a union discriminated by the `kind` key, with a fallback class."""
+    from cattrs.gen import make_dict_unstructure_fn
+
     by_class = {cls: tag for tag, cls in tags.items()}
     # Each member's own dict hook, built here because the member classes get the
     # tagging hook below as their unstructure hook.
@@ -156,6 +168,8 @@ def _attrs_class(cl: Any) -> type:
 
 
 def _renames(cl: Any) -> dict[str, Any]:
+    from cattrs.gen import override
+
     base = _attrs_class(cl)
     table = _WIRE_NAMES.get(base, {})
     return {
@@ -163,7 +177,10 @@ def _renames(cl: Any) -> dict[str, Any]:
     }
 
 
-def _build(detailed: bool = True) -> cattrs.Converter:
+def _build(detailed: bool) -> cattrs.Converter:
+    from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
+    from cattrs.preconf.json import make_converter
+
     conv = make_converter(forbid_extra_keys=False, detailed_validation=detailed)
 
     conv.register_structure_hook(int, _strict_int)
@@ -211,15 +228,34 @@ def _build(detailed: bool = True) -> cattrs.Converter:
     return conv
 
 
-converter: cattrs.Converter = _build()
-# The same hooks without cattrs' detailed validation, which collects every error
-# with its path and costs about as much as the decoding itself: the hot path.
-# Only when it fails is the answer decoded again by `converter`, for the message.
-_fast: cattrs.Converter = _build(detailed=False)
+# --------------------------------------------------------------------------------------
+# Hand-written hooks of the hot classes (a job's tree, a log entry), for the fast
+# converter only: they build the models directly, without the generated hooks'
+# per-field dispatch. Each accepts only input the generated hooks decode, and
+# returns the same models; anything else (a wrong type, a missing key, a kind it
+# does not know, a non-list where a list goes) raises, and `structure` then decodes
+# the data with the detailed converter, which agrees or says what is wrong.
+# tests/sdk/test_convert_fast.py checks them against it over many varied payloads.
+
+
+class _Unusual(Exception):
+    """Input a hand-written hook leaves to the generated ones."""
+
+
+def _str_or_none(value: Any) -> str | None:
+    if value is None or type(value) is str:
+        return value
+    raise _Unusual
+
+
+def _int_or_none(value: Any) -> int | None:
+    if value is None or type(value) is int:
+        return value
+    raise _Unusual
 
 
 def _log_entry_fast(o: Any, _: Any) -> m.JobLogEntry:
-    """`JobLogEntry` by hand, the same checks as the generated hook (the hot path of logs)."""
+    """`JobLogEntry`: the hot path of log streaming."""
     kind, create_time, ident = o["kind"], o["createTime"], o["id"]
     level, item, status, time_ms = o["level"], o["item"], o["status"], o["timeMs"]
     reason = o.get("reason", "")
@@ -232,7 +268,7 @@ def _log_entry_fast(o: Any, _: Any) -> m.JobLogEntry:
         and type(status) is str
         and type(reason) is str
     ):
-        raise TypeError("a log entry field of the wrong type")
+        raise _Unusual
     if type(time_ms) is not float:
         time_ms = _strict_float(time_ms, float)
     return m.JobLogEntry(
@@ -240,23 +276,195 @@ def _log_entry_fast(o: Any, _: Any) -> m.JobLogEntry:
     )
 
 
+def _job_fast(o: Any, _: Any) -> m.Job:
+    """`Job`, and every class below it: the hot path of listing and polling jobs."""
+    ident, obj, name, project_id = o["id"], o["object"], o["name"], o["projectId"]
+    create_date, update_date = o["createDate"], o["updateDate"]
+    if not (
+        type(ident) is str
+        and type(obj) is str
+        and type(name) is str
+        and type(project_id) is str
+        and type(create_date) is int
+        and type(update_date) is int
+    ):
+        raise _Unusual
+    spec, status = o["spec"], o["status"]
+    if type(spec) is not dict or type(status) is not dict:
+        raise _Unusual
+    return m.Job(
+        ident,
+        obj,
+        name,
+        project_id,
+        _job_spec(spec),
+        _job_status(status),
+        create_date,
+        update_date,
+    )
+
+
+def _job_spec(o: dict[str, Any]) -> m.JobSpec:
+    dataset_id, deployment = o["datasetId"], o["deployment"]
+    destinations = o["resultDelivery"]["destinations"]
+    if type(dataset_id) is not str or type(deployment) is not dict:
+        raise _Unusual
+    if type(destinations) is not list:
+        raise _Unusual
+    return m.JobSpec(
+        dataset_id,
+        _deployment(deployment),
+        m.ResultDelivery([_destination(d) for d in destinations]),
+        _int_or_none(o.get("startAtTime")),
+        _int_or_none(o.get("stopAtTime")),
+    )
+
+
+def _deployment(o: dict[str, Any]) -> m.Deployment:
+    kind = o["kind"]
+    if kind == "ExistingDeployment":
+        deployment_id = o["deploymentId"]
+        if type(deployment_id) is not str:
+            raise _Unusual
+        return m.ExistingDeployment(deployment_id)
+    if kind == "NewEphemeralDeployment":
+        template = o["template"]
+        if type(template) is not dict:
+            raise _Unusual
+        return m.NewEphemeralDeployment(_template(template))
+    if type(kind) is not str:
+        raise _Unusual
+    return m.UnknownDeployment(kind=kind, data=dict(o))
+
+
+def _template(o: dict[str, Any]) -> m.DeploymentTemplate:
+    artifact_id, options = o["artifactId"], o.get("options")
+    if type(artifact_id) is not str:
+        raise _Unusual
+    if options is not None:
+        if type(options) is not dict:
+            raise _Unusual
+        options = _options(options)
+    return m.DeploymentTemplate(
+        artifact_id=artifact_id,
+        name=_str_or_none(o.get("name")),
+        replicas=_int_or_none(o.get("replicas")),
+        region=_str_or_none(o.get("region")),
+        version_tag=_str_or_none(o.get("versionTag")),
+        instance_id=_str_or_none(o.get("instanceId")),
+        options=options,
+    )
+
+
+def _options(o: dict[str, Any]) -> m.DeploymentOptions:
+    threshold, group = o.get("evaluationThreshold"), o.get("evaluationGroup")
+    if threshold is not None and type(threshold) is not float:
+        threshold = _strict_float(threshold, float)
+    if group is not None:
+        if type(group) is not list or not all(type(tag) is str for tag in group):
+            raise _Unusual
+        group = list(group)
+    return m.DeploymentOptions(_str_or_none(o.get("evaluationStrategy")), threshold, group)
+
+
+def _destination(o: Any) -> m.Destination:
+    if type(o) is not dict:
+        raise _Unusual
+    kind = o["kind"]
+    if kind == "Webhook":
+        webhook_id = o["webhookId"]
+        if type(webhook_id) is not str:
+            raise _Unusual
+        return m.WebhookDestination(webhook_id)
+    if type(kind) is not str:
+        raise _Unusual
+    return m.UnknownDestination(kind=kind, data=dict(o))
+
+
+def _job_status(o: dict[str, Any]) -> m.JobStatus:
+    overview, message, update_date = o["overview"], o["message"], o["updateDate"]
+    items = o["items"]
+    if not (
+        type(overview) is str
+        and type(message) is str
+        and type(update_date) is int
+        and type(items) is dict
+    ):
+        raise _Unusual
+    return m.JobStatus(
+        _OVERVIEWS.get(overview, overview),
+        message,
+        update_date,
+        _job_items(items),
+        _str_or_none(o.get("reason")),
+        _int_or_none(o.get("cancelledAt")),
+    )
+
+
+def _job_items(o: dict[str, Any]) -> m.JobItemStatus:
+    counts = (
+        o["Gathered"],
+        o["FailedGather"],
+        o["Preprocessed"],
+        o["FailedProcess"],
+        o["Predicted"],
+        o["FailedPredict"],
+        o["Delivered"],
+        o["FailedDeliver"],
+    )
+    for count in counts:
+        if type(count) is not int:
+            raise _Unusual
+    return m.JobItemStatus(*counts)
+
+
+# The open enums' members by value: what `_open_enum` looks up, without the call.
 _LOG_LEVELS = {level.value: level for level in m.LogLevel}
-_fast.register_structure_hook(m.JobLogEntry, _log_entry_fast)
+_OVERVIEWS = {overview.value: overview for overview in m.JobStatusOverview}
+
+
+class Converters(NamedTuple):
+    """The one converter, built twice.
+
+    Attributes:
+        detailed: With cattrs' detailed validation: its errors list every bad path.
+        fast: The same hooks without it (collecting every error with its path costs
+            about as much as the decoding itself), plus hand-written hooks for the
+            hot classes; they accept only what `detailed` decodes to the same models.
+    """
+
+    detailed: cattrs.Converter
+    fast: cattrs.Converter
+
+
+@functools.cache
+def converters() -> Converters:
+    """Both converters, built on the first call."""
+    fast = _build(detailed=False)
+    fast.register_structure_hook(m.JobLogEntry, _log_entry_fast)
+    fast.register_structure_hook(m.Job, _job_fast)
+    return Converters(detailed=_build(detailed=True), fast=fast)
 
 
 def structure(data: Any, cls: type[T]) -> T:
     """JSON data -> model.
 
+    Decoded by the fast converter; only data it rejects is decoded again by the
+    detailed one, which either agrees or says what is wrong.
+
     Raises:
         nexus_async.StructureError: `data` does not fit `cls`; the message lists every
             bad path. A number too large to convert raises it too, not `OverflowError`.
     """
+    built = converters()
     try:
-        return _fast.structure(data, cls)
+        return built.fast.structure(data, cls)
     except Exception:  # whatever the fast hooks raise: the detailed ones say it properly
         pass
+    import cattrs  # loaded by `converters()` already
+
     try:
-        return converter.structure(data, cls)
+        return built.detailed.structure(data, cls)
     except (cattrs.BaseValidationError, TypeError, ValueError, KeyError, OverflowError) as exc:
         if isinstance(exc, cattrs.BaseValidationError):
             detail = "; ".join(cattrs.transform_error(exc, path="$"))
@@ -267,4 +475,4 @@ def structure(data: Any, cls: type[T]) -> T:
 
 def unstructure(obj: Any) -> Any:
     """Model -> JSON-ready data (wire names)."""
-    return converter.unstructure(obj)
+    return converters().detailed.unstructure(obj)

@@ -51,7 +51,7 @@ import attrs
 
 from . import signing
 from ._convert import DecodeFailure, structure
-from ._webhooks import check_secret
+from ._validate import check_secret
 from .errors import DeliveryDecodeError, ValidationError, WebhookSignatureError
 from .models import Delivery
 

@@ -6,9 +6,9 @@ import copy
 from typing import Any
 
 import attrs
-import cattrs
 import pytest
 from cattrs.gen import make_dict_structure_fn
+from cattrs.preconf.json import make_converter
 
 from nexus_async import NexusError, StructureError, _convert, models, structure, unstructure
 from nexus_async.models import (
@@ -40,7 +40,7 @@ def test_round_trip_is_lossless(data: dict[str, Any], cls: type) -> None:
 
 def test_every_field_is_renamed() -> None:
     """A strict twin that forbids unknown keys catches a field the renames missed."""
-    strict = cattrs.preconf.json.make_converter(forbid_extra_keys=True)
+    strict = make_converter(forbid_extra_keys=True)
     strict.register_structure_hook_factory(
         attrs.has,
         lambda cl: make_dict_structure_fn(
@@ -49,7 +49,7 @@ def test_every_field_is_renamed() -> None:
     )
     for union in (models.Deployment, models.Destination):
         strict.register_structure_hook_func(
-            _convert._is(union), _convert.converter.get_structure_hook(union)
+            _convert._is(union), _convert.converters().detailed.get_structure_hook(union)
         )
     strict.structure(wire.JOB, Job)
     strict.structure(wire.JOB_LOGS, JobLogs)

@@ -6,7 +6,10 @@ Errors are listed here too (they live in `nexus_async.errors` and are re-exporte
 
 from __future__ import annotations
 
+import ast
+import importlib
 import inspect
+from pathlib import Path
 
 import nexus_async
 from nexus_async import errors
@@ -140,3 +143,28 @@ def test_every_error_class_is_exported() -> None:
     for name, obj in vars(errors).items():
         if inspect.isclass(obj) and issubclass(obj, errors.NexusError) and not name.startswith("_"):
             assert name in nexus_async.__all__, name
+
+
+def test_lazy_names_are_what_type_checkers_are_told() -> None:
+    """The `TYPE_CHECKING` imports name each lazy export from the module it is loaded from."""
+    tree = ast.parse(Path(nexus_async.__file__).read_text())
+    (block,) = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"
+    ]
+    told = {
+        alias.name: "." * node.level + (node.module or "")
+        for node in block.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    assert told == nexus_async._LAZY
+    eager = {name for name in EXPORTED if name not in told}
+    assert eager == {"__version__"} | {
+        name for name, obj in vars(errors).items() if inspect.isclass(obj) and name in EXPORTED
+    }
+    for name, module in told.items():
+        assert getattr(importlib.import_module(module, "nexus_async"), name) is getattr(
+            nexus_async, name
+        ), name

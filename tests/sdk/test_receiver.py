@@ -15,7 +15,7 @@ from typing import Any
 
 import anyio
 import attrs
-import cattrs
+import cattrs.preconf.json
 import httpx
 import pytest
 from cattrs.gen import make_dict_structure_fn
