@@ -161,33 +161,47 @@ class SpreadTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
-        scheme = url.raw_scheme  # another scheme goes to a plain pool, which refuses it
+        assert isinstance(request.stream, AsyncIterable)
+        answer = await self.open(
+            httpcore.Request(
+                method=request.method,
+                url=httpcore.URL(
+                    scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
+                ),
+                headers=request.headers.raw,
+                content=request.stream,
+                extensions=request.extensions,
+            )
+        )
+        return httpx.Response(
+            status_code=answer.status,
+            headers=answer.headers,
+            stream=answer.stream,  # type: ignore[arg-type]  # a `_Body`, an httpx stream
+            extensions=answer.extensions,
+        )
+
+    async def open(self, request: httpcore.Request) -> httpcore.Response:
+        """Send an httpcore request to the least busy pool; the answer's body not read yet.
+
+        The HTTP layer sends API calls here directly, past httpx's request and response
+        objects. The answer's `stream` raises httpx's exceptions, and closing it frees
+        the pool.
+        """
         busy = self._busy
         index = busy.index(min(busy))
-        pool = self._pool(index, scheme == b"https")
-        assert isinstance(request.stream, AsyncIterable)
-        core = httpcore.Request(
-            method=request.method,
-            url=httpcore.URL(scheme=scheme, host=url.raw_host, port=url.port, target=url.raw_path),
-            headers=request.headers.raw,
-            content=request.stream,
-            extensions=request.extensions,
-        )
+        # Another scheme goes to a plain pool, which refuses it (`UnsupportedProtocol`).
+        pool = self._pool(index, request.url.scheme == b"https")
         busy[index] += 1
         self._handled += 1
         try:
             with _as_httpx_errors():
-                answer = await pool.handle_async_request(core)
+                answer = await pool.handle_async_request(request)
         except BaseException:
             self.release(index)
             raise
         assert isinstance(answer.stream, AsyncIterable)
-        return httpx.Response(
-            status_code=answer.status,
-            headers=answer.headers,
-            stream=_Body(answer.stream, self, index),
-            extensions=answer.extensions,
-        )
+        answer.stream = _Body(answer.stream, self, index)
+        return answer
 
     def release(self, index: int) -> None:
         """A request of pool `index` is over (its response closed, or it failed)."""
