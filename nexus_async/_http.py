@@ -30,6 +30,15 @@ raise `ClientClosedError`. The key never appears in what errors carry (messages,
 `response.request`, the chained httpx exception), nor an upload URL's query in
 logs, httpx's own included.
 
+API calls of the SDK's own client go straight to its transport (`_exchange_direct`),
+with the headers and request target the client would have built, made from parts
+prepared once, and read their answer from httpcore's stream: httpx's request and
+response objects and its client layers (auth, redirects, event hooks, cookies) cost
+more CPU per call than the SDK's own work, and our client leaves those layers empty.
+An `_Answer` makes the `httpx.Response` (and its request) only when one is handed out:
+in an error, or to `RawResponses`. Uploads, a caller's `http_client`, and proxies named
+in the environment go through the client as before.
+
 `with_options` views (`AsyncClient.with_options`) are HTTPCores of their own timeout
 and retry policy over one `_Shared` state: the pool, the limits, the counts, the
 event loop the client is bound to (`bind_loop`: a client used on a second loop raises
