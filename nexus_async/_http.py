@@ -36,8 +36,8 @@ prepared once, and read their answer from httpcore's stream: httpx's request and
 response objects and its client layers (auth, redirects, event hooks, cookies) cost
 more CPU per call than the SDK's own work, and our client leaves those layers empty.
 An `_Answer` makes the `httpx.Response` (and its request) only when one is handed out:
-in an error, or to `RawResponses`. Uploads, a caller's `http_client`, and proxies named
-in the environment go through the client as before.
+in an error, or to `RawResponses`. Uploads and a caller's `http_client` go through the
+client as before.
 
 `with_options` views (`AsyncClient.with_options`) are HTTPCores of their own timeout
 and retry policy over one `_Shared` state: the pool, the limits, the counts, the
@@ -68,7 +68,6 @@ import random
 import re
 import sys
 import time
-import urllib.request
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from typing import Any, TypeVar
@@ -241,9 +240,10 @@ class _Shared:
         # grows with its connection count and dominated fan-out CPU time.
         self.transport = SpreadTransport(max_connections) if http_client is None else None
         self.client = http_client or httpx.AsyncClient(timeout=timeout, transport=self.transport)
-        # API calls skip the client's layers when they would do nothing: our own
-        # client, and no proxy in the environment (which httpx would route to).
-        self.direct = self.transport if not _environment_proxies() else None
+        # API calls skip the layers of our own client, which has none set up (auth,
+        # event hooks, mounts: httpx ignores the environment's proxies for a client
+        # given its transport; a proxy is set on an `http_client` passed in).
+        self.direct = self.transport
 
 
 class HTTPCore:
@@ -701,6 +701,8 @@ class HTTPCore:
         wire = self._wire_headers if headers is self._headers else self._wire(headers)
         if content is not None:
             wire = [*wire, (b"Content-Length", str(len(content)).encode())]
+        elif method in ("POST", "PUT", "PATCH"):  # as httpx frames an empty body
+            wire = [*wire, (b"Content-Length", b"0")]
         extensions: dict[str, Any] = self._extensions
         trace = TRACE.get()
         if trace is not None:
@@ -941,12 +943,6 @@ def _load_json(content: bytes) -> Any:
         return json.loads(content)
     except RecursionError:
         raise ValueError("JSON nested too deep") from None
-
-
-def _environment_proxies() -> bool:
-    """Whether the environment names a proxy that httpx's client would send through."""
-    proxies = urllib.request.getproxies()
-    return any(proxies.get(scheme) for scheme in ("http", "https", "all"))
 
 
 def _exchange_deadline(timeout: httpx.Timeout) -> float | None:

@@ -19,10 +19,9 @@ own, honouring `SSL_CERT_FILE`) is built once per process, when the first `https
 request is sent; `https://` requests go to pools of their own that use it. httpcore's
 exceptions come out as httpx's, as from httpx's transport.
 
-Pools are created on first use. Proxies from the environment still apply: httpx routes
-proxied URLs to its own proxy transports before this one is asked (and the HTTP layer
-sends through the client whenever the environment names a proxy). Pass `http_client=`
-to use any other transport.
+Pools are created on first use. httpx ignores the environment's proxy variables for a
+client given its own transport, so the SDK's client connects directly; pass
+`http_client=` to use a proxy or any other transport.
 
 The transport counts what it does itself (pools opened, requests in flight, requests
 handled) rather than reading httpcore's pool internals; `stats()` reports it.
