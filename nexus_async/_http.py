@@ -70,11 +70,10 @@ import sys
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from contextvars import ContextVar
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import attrs
-import httpcore
 import httpx
 
 from . import _otel, errors
@@ -82,6 +81,9 @@ from ._backoff import Outcome, RetryEvent, RetryPolicy, decide
 from ._convert import structure
 from ._transport import SpreadTransport, TransportStats
 from ._version import __version__
+
+if TYPE_CHECKING:
+    import httpcore
 
 __all__ = ["TRACE", "HTTPCore", "HTTPStats", "RawResponses", "Retry"]
 
@@ -707,18 +709,11 @@ class HTTPCore:
         trace = TRACE.get()
         if trace is not None:
             extensions = {**extensions, "trace": trace}
-        target = self._target(url, params)
         scheme, host, port, _ = self._origin
         sent = _Sent(method, url, params, wire, content, extensions)
         try:
             answer = await transport.open(
-                httpcore.Request(
-                    method,
-                    httpcore.URL(scheme=scheme, host=host, port=port, target=target),
-                    headers=wire,
-                    content=content,
-                    extensions=extensions,
-                )
+                method, (scheme, host, port, self._target(url, params)), wire, content, extensions
             )
             stream = answer.stream
             assert isinstance(stream, httpx.AsyncByteStream)  # the transport's body stream

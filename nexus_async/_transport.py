@@ -31,35 +31,22 @@ from __future__ import annotations
 
 import functools
 import ssl
-from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import httpcore
 import httpx
+
+if TYPE_CHECKING:  # imported on first use, as httpx does: `import nexus_async` stays light
+    import httpcore
 
 __all__ = ["SpreadTransport", "TransportStats"]
 
 # httpx's defaults (`httpx.Limits()`): idle connections are dropped after 5 s.
 _KEEPALIVE_EXPIRY = 5.0
-
-# httpcore's exceptions and the httpx ones they become, most specific first.
-_ERRORS: tuple[tuple[type[Exception], type[httpx.HTTPError]], ...] = (
-    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
-    (httpcore.ReadTimeout, httpx.ReadTimeout),
-    (httpcore.WriteTimeout, httpx.WriteTimeout),
-    (httpcore.PoolTimeout, httpx.PoolTimeout),
-    (httpcore.TimeoutException, httpx.TimeoutException),
-    (httpcore.ConnectError, httpx.ConnectError),
-    (httpcore.ReadError, httpx.ReadError),
-    (httpcore.WriteError, httpx.WriteError),
-    (httpcore.NetworkError, httpx.NetworkError),
-    (httpcore.ProxyError, httpx.ProxyError),
-    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
-    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
-    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
-    (httpcore.ProtocolError, httpx.ProtocolError),
-)
+# (scheme, host, port, target) of a request, as httpcore takes them.
+Target = tuple[bytes, bytes, "int | None", bytes]
 
 
 @attrs.frozen
@@ -83,13 +70,36 @@ def _ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+@functools.cache
+def _errors() -> tuple[tuple[type[Exception], type[httpx.HTTPError]], ...]:
+    """httpcore's exceptions and the httpx ones they become, most specific first."""
+    import httpcore
+
+    return (
+        (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+        (httpcore.ReadTimeout, httpx.ReadTimeout),
+        (httpcore.WriteTimeout, httpx.WriteTimeout),
+        (httpcore.PoolTimeout, httpx.PoolTimeout),
+        (httpcore.TimeoutException, httpx.TimeoutException),
+        (httpcore.ConnectError, httpx.ConnectError),
+        (httpcore.ReadError, httpx.ReadError),
+        (httpcore.WriteError, httpx.WriteError),
+        (httpcore.NetworkError, httpx.NetworkError),
+        (httpcore.ProxyError, httpx.ProxyError),
+        (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+        (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+        (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+        (httpcore.ProtocolError, httpx.ProtocolError),
+    )
+
+
 @contextmanager
 def _as_httpx_errors() -> Iterator[None]:
     """httpcore's exceptions raised as the httpx ones they stand for (as httpx's transport does)."""
     try:
         yield
     except Exception as exc:
-        for error, becomes in _ERRORS:
+        for error, becomes in _errors():
             if isinstance(exc, error):
                 raise becomes(str(exc)) from exc
         raise
@@ -150,6 +160,8 @@ class SpreadTransport(httpx.AsyncBaseTransport):
         pools = self._tls if tls else self._plain
         pool = pools[index]
         if pool is None:
+            import httpcore
+
             pool = pools[index] = httpcore.AsyncConnectionPool(
                 ssl_context=_ssl_context() if tls else None,
                 max_connections=1,
@@ -162,15 +174,11 @@ class SpreadTransport(httpx.AsyncBaseTransport):
         url = request.url
         assert isinstance(request.stream, AsyncIterable)
         answer = await self.open(
-            httpcore.Request(
-                method=request.method,
-                url=httpcore.URL(
-                    scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
-                ),
-                headers=request.headers.raw,
-                content=request.stream,
-                extensions=request.extensions,
-            )
+            request.method,
+            (url.raw_scheme, url.raw_host, url.port, url.raw_path),
+            request.headers.raw,
+            request.stream,
+            request.extensions,
         )
         return httpx.Response(
             status_code=answer.status,
@@ -179,17 +187,34 @@ class SpreadTransport(httpx.AsyncBaseTransport):
             extensions=answer.extensions,
         )
 
-    async def open(self, request: httpcore.Request) -> httpcore.Response:
-        """Send an httpcore request to the least busy pool; the answer's body not read yet.
+    async def open(
+        self,
+        method: str,
+        target: Target,
+        headers: Sequence[tuple[bytes, bytes]],
+        content: bytes | AsyncIterable[bytes] | None,
+        extensions: dict[str, Any],
+    ) -> httpcore.Response:
+        """Send a request to the least busy pool; the answer's body is not read yet.
 
         The HTTP layer sends API calls here directly, past httpx's request and response
         objects. The answer's `stream` raises httpx's exceptions, and closing it frees
         the pool.
         """
+        import httpcore
+
+        scheme, host, port, path = target
+        request = httpcore.Request(
+            method,
+            httpcore.URL(scheme=scheme, host=host, port=port, target=path),
+            headers=headers,
+            content=content,
+            extensions=extensions,
+        )
         busy = self._busy
         index = busy.index(min(busy))
         # Another scheme goes to a plain pool, which refuses it (`UnsupportedProtocol`).
-        pool = self._pool(index, request.url.scheme == b"https")
+        pool = self._pool(index, scheme == b"https")
         busy[index] += 1
         self._handled += 1
         try:
