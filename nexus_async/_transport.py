@@ -151,11 +151,6 @@ class SpreadTransport(httpx.AsyncBaseTransport):
         opened = sum(pool is not None for pool in self._plain + self._tls)
         return TransportStats(pools=opened, in_flight=sum(self._busy), handled=self._handled)
 
-    @property
-    def tls_ready(self) -> bool:
-        """Whether a pool for `https://` exists (and so the TLS context was needed)."""
-        return any(pool is not None for pool in self._tls)
-
     def _pool(self, index: int, tls: bool) -> httpcore.AsyncConnectionPool:
         pools = self._tls if tls else self._plain
         pool = pools[index]
