@@ -1,4 +1,9 @@
-"""Per-call overhead: sequential `jobs.get` against raw httpx and the reference SDK."""
+"""Per-call overhead: sequential `jobs.get` against raw httpx and the reference SDK.
+
+Against the local server (wall time includes its own) and, for the client's share
+alone, against the minimal responder (`benchmarks._responder`, no added latency), where
+raw httpcore is the floor: there the rows compare each client's CPU per call.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import json
 from collections.abc import Callable
 
 import anyio
+import httpcore
 import httpx
 
 from nexus_async import AsyncClient
@@ -18,22 +24,31 @@ from ._common import (
     Stopwatch,
     Target,
     Timing,
+    _split_cpus,
     alternate,
     bench_main,
     fmt_ratio,
     fmt_seconds,
     median,
+    reference_project,
     serve,
 )
+from ._responder import responder
 
 WARMUP = 20
 
 
 def _ours(
-    server: Server, job_id: str, calls: int, *, backend: str = "asyncio", uvloop: bool = False
+    server: Server,
+    job_id: str,
+    calls: int,
+    *,
+    backend: str = "asyncio",
+    uvloop: bool = False,
+    base_url: str | None = None,
 ) -> Callable[[], Timing]:
     async def go() -> Timing:
-        async with AsyncClient(server.secret_key, base_url=server.base_url) as client:
+        async with AsyncClient(server.secret_key, base_url=base_url or server.base_url) as client:
             jobs = client.get_project(server.project_id).batch.jobs
             for _ in range(WARMUP):
                 await jobs.get(job_id)
@@ -46,8 +61,10 @@ def _ours(
     return lambda: anyio.run(go, backend=backend, backend_options=options)
 
 
-def _raw_httpx(server: Server, job_id: str, calls: int) -> Callable[[], Timing]:
-    url = f"{server.base_url}/projects/{server.project_id}/batch/jobs/{job_id}"
+def _raw_httpx(
+    server: Server, job_id: str, calls: int, base_url: str | None = None
+) -> Callable[[], Timing]:
+    url = f"{base_url or server.base_url}/projects/{server.project_id}/batch/jobs/{job_id}"
 
     async def go() -> Timing:
         headers = {"Secret-Key": server.secret_key}
@@ -64,9 +81,31 @@ def _raw_httpx(server: Server, job_id: str, calls: int) -> Callable[[], Timing]:
     return lambda: anyio.run(go)
 
 
-def _reference(server: Server, job_id: str, calls: int) -> Callable[[], Timing]:
+def _raw_httpcore(base_url: str, server: Server, job_id: str, calls: int) -> Callable[[], Timing]:
+    url = f"{base_url}/projects/{server.project_id}/batch/jobs/{job_id}"
+    headers = [(b"Secret-Key", server.secret_key.encode()), (b"Accept", b"application/json")]
+
+    async def go() -> Timing:
+        async with httpcore.AsyncConnectionPool(max_connections=1) as pool:
+            for _ in range(WARMUP):
+                json.loads((await pool.request("GET", url, headers=headers)).content)
+            with Stopwatch() as watch:
+                for _ in range(calls):
+                    response = await pool.request("GET", url, headers=headers)
+                    if response.status != 200:
+                        raise RuntimeError(f"HTTP {response.status}")
+                    json.loads(response.content)
+            return watch.timing.per(calls)
+
+    return lambda: anyio.run(go)
+
+
+def _reference(
+    server: Server, job_id: str, calls: int, base_url: str | None = None
+) -> Callable[[], Timing]:
     def go() -> Timing:
-        jobs = server.reference_project().batch.jobs
+        url = base_url or server.base_url
+        jobs = reference_project(url, server.secret_key, server.project_id).batch.jobs
         for _ in range(WARMUP):
             jobs.get(job_id)
         with Stopwatch() as watch:
@@ -102,6 +141,23 @@ def run(quick: bool) -> Report:
                 server, job_id, calls, uvloop=True
             )
         samples = alternate(contenders, rounds=rounds, budget=budget)
+        path = f"/projects/{server.project_id}/batch/jobs/{job_id}"
+        answer = httpx.get(
+            server.base_url + path, headers={"Secret-Key": server.secret_key}, trust_env=False
+        )
+        split = _split_cpus()  # the responder goes where the server is pinned
+        cpus = None if split is None else split[1]
+        with responder({path: answer.raise_for_status().json()}, latency=0.0, cpus=cpus) as url:
+            fast = alternate(
+                {
+                    "raw httpcore": _raw_httpcore(url, server, job_id, calls),
+                    "raw httpx": _raw_httpx(server, job_id, calls, base_url=url),
+                    "nexus_async": _ours(server, job_id, calls, base_url=url),
+                    "reference": _reference(server, job_id, calls, base_url=url),
+                },
+                rounds=rounds,
+                budget=budget,
+            )
     wall = {name: median([t.wall for t in values]) for name, values in samples.items()}
     cpu = {name: median([t.cpu for t in values]) for name, values in samples.items()}
     raw, ours, ref = list(wall.values())[:3]
@@ -118,6 +174,19 @@ def run(quick: bool) -> Report:
         f"; wall {fmt_ratio(ours / raw)} raw httpx; the reference takes "
         f"{fmt_ratio(ref / ours)} our wall time and {fmt_ratio(ref_cpu / ours_cpu)} our CPU"
     )
+    fast_wall = {name: median([t.wall for t in values]) for name, values in fast.items()}
+    fast_cpu = {name: median([t.cpu for t in values]) for name, values in fast.items()}
+    floor = fast_cpu["raw httpcore"]
+    for name, values in fast.items():
+        rows.append(
+            Row(
+                f"responder: {name}",
+                f"{fmt_seconds(fast_cpu[name])} CPU per call",
+                f"{fmt_ratio(fast_cpu[name] / floor)} raw httpcore's CPU, "
+                f"{fmt_ratio(fast_cpu[name] / fast_cpu['raw httpx'])} raw httpx's; wall "
+                f"{fmt_seconds(fast_wall[name])} per call; {len(values)} rounds x {calls} calls",
+            )
+        )
     return Report(
         title="1. Per-call overhead",
         setup=(
@@ -125,7 +194,10 @@ def run(quick: bool) -> Report:
             "process (no added latency); each round a fresh client, "
             f"{WARMUP} warm-up calls, then {calls} timed calls; contenders alternate. "
             "Wall time per call includes the server's own time; client CPU is this "
-            "process's CPU time per call."
+            "process's CPU time per call. 'responder' rows: the same calls against the "
+            "minimal responder (`benchmarks/_responder.py`, the server's JSON of the job), "
+            "where the server's share is next to nothing; raw httpcore and raw httpx "
+            "json.loads the body."
         ),
         rows=rows,
         targets=[

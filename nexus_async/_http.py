@@ -30,6 +30,15 @@ raise `ClientClosedError`. The key never appears in what errors carry (messages,
 `response.request`, the chained httpx exception), nor an upload URL's query in
 logs, httpx's own included.
 
+API calls of the SDK's own client go straight to its transport (`_exchange_direct`),
+with the headers and request target the client would have built, made from parts
+prepared once, and read their answer from httpcore's stream: httpx's request and
+response objects and its client layers (auth, redirects, event hooks, cookies) cost
+more CPU per call than the SDK's own work, and our client leaves those layers empty.
+An `_Answer` makes the `httpx.Response` (and its request) only when one is handed out:
+in an error, or to `RawResponses`. Uploads and a caller's `http_client` go through the
+client as before.
+
 `with_options` views (`AsyncClient.with_options`) are HTTPCores of their own timeout
 and retry policy over one `_Shared` state: the pool, the limits, the counts, the
 event loop the client is bound to (`bind_loop`: a client used on a second loop raises
@@ -48,6 +57,7 @@ than `RetryPolicy.max_retry_after` pauses nothing: it is raised at once as
 from __future__ import annotations
 
 import contextlib
+import datetime
 import email.utils
 import enum
 import inspect
@@ -55,11 +65,12 @@ import json
 import logging
 import math
 import random
+import re
 import sys
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from contextvars import ContextVar
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import attrs
@@ -70,6 +81,9 @@ from ._backoff import Outcome, RetryEvent, RetryPolicy, decide
 from ._convert import structure
 from ._transport import SpreadTransport, TransportStats
 from ._version import __version__
+
+if TYPE_CHECKING:
+    import httpcore
 
 __all__ = ["TRACE", "HTTPCore", "HTTPStats", "RawResponses", "Retry"]
 
@@ -82,6 +96,8 @@ TRACE: ContextVar[Callable[[str, dict[str, Any]], Awaitable[None]] | None] = Con
 T = TypeVar("T")
 
 logger = logging.getLogger("nexus_async")
+# httpx's own request log line, which API calls sent straight to the transport write too.
+_httpx_logger = logging.getLogger("httpx")
 
 USER_AGENT = (
     f"nexus-async/{__version__} httpx/{httpx.__version__} "
@@ -126,6 +142,8 @@ def _without_query(value: object) -> object:
 
 
 logging.getLogger("httpx").addFilter(_UploadQueryFilter())
+# A path that httpx would send as it is (nothing to percent-encode): API paths are.
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9_.~:/-]*")
 # Answers after which the request may still have been carried out (a 503 or 429 says
 # it was not; a gateway's 502/504 cannot know).
 _MAYBE_DONE_STATUSES = frozenset({500, 502, 504})
@@ -224,6 +242,10 @@ class _Shared:
         # grows with its connection count and dominated fan-out CPU time.
         self.transport = SpreadTransport(max_connections) if http_client is None else None
         self.client = http_client or httpx.AsyncClient(timeout=timeout, transport=self.transport)
+        # API calls skip the layers of our own client, which has none set up (auth,
+        # event hooks, mounts: httpx ignores the environment's proxies for a client
+        # given its transport; a proxy is set on an `http_client` passed in).
+        self.direct = self.transport
 
 
 class HTTPCore:
@@ -233,7 +255,19 @@ class HTTPCore:
     `_Shared` state; a view costs one small object and registers nowhere.
     """
 
-    __slots__ = ("_deadline", "_headers", "_secret_key", "_shared", "_timeout", "base_url", "retry")
+    __slots__ = (
+        "_base_path",
+        "_deadline",
+        "_extensions",
+        "_headers",
+        "_origin",
+        "_secret_key",
+        "_shared",
+        "_timeout",
+        "_wire_headers",
+        "base_url",
+        "retry",
+    )
 
     def __init__(
         self,
@@ -249,6 +283,7 @@ class HTTPCore:
         self._secret_key = secret_key
         self.base_url = base_url.rstrip("/")
         self._timeout = timeout
+        self._extensions = {"timeout": timeout.as_dict()}
         self._deadline = _exchange_deadline(timeout)
         self.retry = retry
         self._shared = _Shared(http_client, timeout, max_connections, max_in_flight)
@@ -257,6 +292,12 @@ class HTTPCore:
             "User-Agent": USER_AGENT,
             "Accept": "application/json",
         }
+        base = httpx.URL(self.base_url)
+        self._origin = (base.raw_scheme, base.raw_host, base.port, base.netloc)
+        self._base_path = b"" if base.raw_path == b"/" else base.raw_path
+        # The headers the client's `build_request` would send with API calls, built
+        # once rather than merged for every request (`_exchange_direct`).
+        self._wire_headers = self._wire(self._headers)
 
     def __repr__(self) -> str:
         return f"<HTTPCore base_url={self.base_url!r}>"
@@ -267,11 +308,21 @@ class HTTPCore:
         view._secret_key = self._secret_key
         view.base_url = self.base_url
         view._headers = self._headers
+        view._wire_headers = self._wire_headers
+        view._origin = self._origin
+        view._base_path = self._base_path
         view._shared = self._shared
         view._timeout = self._timeout if timeout is None else timeout
+        view._extensions = self._extensions if timeout is None else {"timeout": timeout.as_dict()}
         view._deadline = self._deadline if timeout is None else _exchange_deadline(timeout)
         view.retry = self.retry if retry is None else retry
         return view
+
+    def _wire(self, headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+        """`Host`, the client's default headers and `headers` over them, as the client sends."""
+        merged = httpx.Headers(self._shared.client.headers)
+        merged.update(headers)
+        return [(b"Host", self._origin[3]), *merged.raw]
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -373,7 +424,7 @@ class HTTPCore:
             content = json.dumps(body, separators=(",", ":")).encode()
             headers = {**headers, "Content-Type": "application/json"}
         secrets = (self._secret_key, *redact)
-        response, attempt = await self._send(
+        answer, attempt = await self._send(
             method,
             url,
             url,
@@ -383,12 +434,12 @@ class HTTPCore:
             retry=retry,
             deadline=self._deadline,
             redact=secrets,
-            route=_otel.route_template(path),
+            path=path,
         )
         captured = _CAPTURED.get()
         if captured is not None:
-            captured.append(_carried(response))
-        return _decode(response, into, method, url, attempt, secrets)
+            captured.append(_carried(answer.response()))
+        return _decode(answer, into, method, url, attempt, secrets)
 
     async def upload(
         self,
@@ -449,14 +500,15 @@ class HTTPCore:
         deadline: float | None,
         api: bool = True,
         redact: tuple[str, ...] = (),
-        route: str | None = None,
-    ) -> tuple[httpx.Response, int]:
-        """One call: the first 2xx response and the attempt it came on, or raise.
+        path: str | None = None,
+    ) -> tuple[_Answer, int]:
+        """One call: the first 2xx answer and the attempt it came on, or raise.
 
         `shown_url` is what logs and errors show; `deadline` bounds each exchange
         from connecting to the last byte (None: only httpx's per-operation timeouts);
         `api` is False for requests to hosts other than the API's, whose 429s must
-        not pause the whole client; `route` is the path's template for telemetry.
+        not pause the whole client; `path` is the API path (its template names the
+        call's span).
         The attempts run in a cancel scope that `aclose()` cancels, so a closed
         client ends its calls at once, typed.
         """
@@ -469,7 +521,9 @@ class HTTPCore:
         spanned = (
             contextlib.nullcontext(None)
             if telemetry is None
-            else telemetry.request_span(method, shown_url, route)
+            else telemetry.request_span(
+                method, shown_url, None if path is None else _otel.route_template(path)
+            )
         )
         try:
             with scope, spanned as span:
@@ -511,7 +565,7 @@ class HTTPCore:
         api: bool,
         redact: tuple[str, ...],
         span: _otel.RequestSpan | None,
-    ) -> tuple[httpx.Response, int]:
+    ) -> tuple[_Answer, int]:
         """Attempts until one brings a 2xx or `decide` says stop (noted on `span`)."""
         started = anyio.current_time()
         attempt = 0
@@ -530,9 +584,9 @@ class HTTPCore:
                 deadline=deadline,
                 redact=redact,
             )
-            if isinstance(result, httpx.Response):
+            if isinstance(result, _Answer):
                 if span is not None:
-                    span.answered(result.status_code, attempt)
+                    span.answered(result.status, attempt)
                 return result, attempt
             decision = decide(
                 self.retry,
@@ -590,14 +644,19 @@ class HTTPCore:
         params: Mapping[str, str] | None,
         content: bytes | AsyncIterable[bytes] | None,
         headers: Mapping[str, str],
-    ) -> httpx.Response:
+        api: bool,
+    ) -> _Answer:
         """Send and read the answer; `_TooLarge` for a body over `MAX_BODY_BYTES`.
 
         A body declared larger is not read at all; one that is not declared (or
-        lies) is read no further than the limit.
+        lies) is read no further than the limit. API calls go straight to the SDK's
+        transport when they can (`_exchange_direct`); uploads go through the client.
         """
+        shared = self._shared
         trace = TRACE.get()
-        request = self._shared.client.build_request(
+        if api and shared.direct is not None and (content is None or isinstance(content, bytes)):
+            return await self._exchange_direct(shared.direct, method, url, params, content, headers)
+        request = shared.client.build_request(
             method,
             url,
             params=params,
@@ -610,7 +669,7 @@ class HTTPCore:
             # Sent as is, not through httpx's wrapper of iterables: an async generator
             # would be left suspended (and warned about on trio) when an upload is cancelled.
             request.stream = content
-        response = await self._shared.client.send(request, stream=True)
+        response = await shared.client.send(request, stream=True)
         try:
             declared = response.headers.get("Content-Length", "")
             if not declared.isdigit():  # h11 holds a declared body to its length
@@ -620,7 +679,85 @@ class HTTPCore:
             await response.aread()
         finally:
             await response.aclose()
-        return response
+        return _Answer.of(response)
+
+    async def _exchange_direct(
+        self,
+        transport: SpreadTransport,
+        method: str,
+        url: str,
+        params: Mapping[str, str] | None,
+        content: bytes | None,
+        headers: Mapping[str, str],
+    ) -> _Answer:
+        """`_exchange` of an API call, straight to the SDK's transport.
+
+        It sends what the client would have sent (its default headers, ours over
+        them, `Host`, the timeouts), past the client's auth, redirect, event-hook and
+        cookie layers, which our own client leaves empty, and reads the body itself:
+        httpx's request and response objects, built and read for every call, cost
+        more CPU than everything else the SDK does. They are built only for the
+        answers that are handed out (`_Answer.response`).
+        """
+        started = time.perf_counter()
+        wire = self._wire_headers if headers is self._headers else self._wire(headers)
+        if content is not None:
+            wire = [*wire, (b"Content-Length", str(len(content)).encode())]
+        elif method in ("POST", "PUT", "PATCH"):  # as httpx frames an empty body
+            wire = [*wire, (b"Content-Length", b"0")]
+        extensions: dict[str, Any] = self._extensions
+        trace = TRACE.get()
+        if trace is not None:
+            extensions = {**extensions, "trace": trace}
+        scheme, host, port, _ = self._origin
+        sent = _Sent(method, url, params, wire, content, extensions)
+        try:
+            answer = await transport.open(
+                method, (scheme, host, port, self._target(url, params)), wire, content, extensions
+            )
+            stream = answer.stream
+            assert isinstance(stream, httpx.AsyncByteStream)  # the transport's body stream
+            try:
+                declared = _header(answer.headers, b"content-length")
+                if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+                    raise _TooLarge(_Answer(answer, b"", sent, started).response())
+                chunks = []
+                size = 0
+                async with contextlib.aclosing(stream.__aiter__()) as parts:  # type: ignore[type-var]
+                    async for chunk in parts:
+                        size += len(chunk)
+                        if size > MAX_BODY_BYTES:
+                            raise _TooLarge(_Answer(answer, b"", sent, started).response())
+                        chunks.append(chunk)
+            finally:
+                await stream.aclose()
+        except httpx.RequestError as exc:
+            exc.request = sent.request()  # as the client attaches it
+            raise
+        read = _Answer(answer, b"".join(chunks), sent, started)
+        if _httpx_logger.isEnabledFor(logging.INFO):  # httpx's own line, as the client logs it
+            response = read.response()
+            _httpx_logger.info(
+                'HTTP Request: %s %s "%s %d %s"',
+                method,
+                response.request.url,
+                response.http_version,
+                response.status_code,
+                response.reason_phrase,
+            )
+        return read
+
+    def _target(self, url: str, params: Mapping[str, str] | None) -> bytes:
+        """The request target (path and query) of `url`, as httpx would encode it.
+
+        API paths are made of fixed segments and checked IDs, so they need no
+        encoding (one regular expression says so) and are used as they are: httpx
+        parses and re-encodes a URL character by character (about 25 µs).
+        """
+        path = url[len(self.base_url) :]
+        if params is None and _PLAIN_PATH.fullmatch(path):
+            return self._base_path + path.encode("ascii")
+        return httpx.URL(url, params=params).raw_path
 
     async def _attempt(
         self,
@@ -635,28 +772,34 @@ class HTTPCore:
         api: bool,
         deadline: float | None,
         redact: tuple[str, ...],
-    ) -> httpx.Response | _Failed:
+    ) -> _Answer | _Failed:
         """One attempt, once the client's in-flight limit and any 429 pause allow it.
 
         httpx's timeouts bound each read and write, so an answer dripping a byte
         at a time never trips them: `deadline` bounds the whole exchange.
         """
         shared = self._shared
-        shared.waiting += 1
         try:
-            await shared.in_flight.acquire()
-        finally:
-            shared.waiting -= 1
+            # A free slot is taken at once: the exchange checkpoints soon enough, and a
+            # waiter is handed a slot directly, so a free one means nobody is queued.
+            shared.in_flight.acquire_nowait()
+        except anyio.WouldBlock:
+            shared.waiting += 1
+            try:
+                await shared.in_flight.acquire()
+            finally:
+                shared.waiting -= 1
         try:
-            pause = shared.paused_until - anyio.current_time()
-            if pause > 0:
-                await anyio.sleep(pause)
+            if shared.paused_until:
+                pause = shared.paused_until - anyio.current_time()
+                if pause > 0:
+                    await anyio.sleep(pause)
             t0 = time.perf_counter()
             shared.sent += 1
             shared.on_wire += 1
             try:
                 with anyio.move_on_after(math.inf if deadline is None else deadline) as scope:
-                    response = await self._exchange(method, url, params, content, headers)
+                    answer = await self._exchange(method, url, params, content, headers, api)
             finally:
                 shared.on_wire -= 1
             if scope.cancelled_caught:
@@ -687,18 +830,25 @@ class HTTPCore:
         finally:
             shared.in_flight.release()
         if api:
-            self._note_date(response)
-        logger.debug(
-            "%s %s -> %d in %.1f ms",
-            method,
-            shown_url,
-            response.status_code,
-            (time.perf_counter() - t0) * 1000,
+            self._note_date(answer)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s %s -> %d in %.1f ms",
+                method,
+                shown_url,
+                answer.status,
+                (time.perf_counter() - t0) * 1000,
+            )
+        if 200 <= answer.status < 300:
+            return answer
+        response = answer.response()
+        return _Failed(
+            _status_error(response, method, shown_url, attempt, redact),
+            Outcome(status=answer.status, retry_after=_retry_after(response)),
         )
-        return _judge(response, method, shown_url, attempt, redact)
 
-    def _note_date(self, response: httpx.Response) -> None:
-        value = response.headers.get("Date")
+    def _note_date(self, answer: _Answer) -> None:
+        value = answer.header(b"date")
         shared = self._shared
         # `Date` has whole seconds: answers within one second repeat it, and its first
         # sighting is the closest to the API's clock, so it is parsed only when new.
@@ -710,18 +860,6 @@ class HTTPCore:
             return
         shared.date_header = value
         shared.server_date = (date, anyio.current_time())
-
-
-def _judge(
-    response: httpx.Response, method: str, url: str, attempt: int, redact: tuple[str, ...]
-) -> httpx.Response | _Failed:
-    """A read answer: the 2xx response itself, or the error it makes and its `Outcome`."""
-    if response.is_success:
-        return response
-    return _Failed(
-        _status_error(response, method, url, attempt, redact),
-        Outcome(status=response.status_code, retry_after=_retry_after(response)),
-    )
 
 
 def _redact_key(request: httpx.Request) -> None:
@@ -789,7 +927,7 @@ class _Capped(httpx.AsyncByteStream):
         await self._stream.aclose()
 
 
-def _load_json(response: httpx.Response) -> Any:
+def _load_json(content: bytes) -> Any:
     """The answer's JSON; `ValueError` for anything else, including JSON nested too deep.
 
     The one place answers are parsed, so that a hostile body (nested 100,000 deep,
@@ -797,7 +935,7 @@ def _load_json(response: httpx.Response) -> Any:
     instead of a `RecursionError` escaping into the caller's task group.
     """
     try:
-        return json.loads(response.content)
+        return json.loads(content)
     except RecursionError:
         raise ValueError("JSON nested too deep") from None
 
@@ -846,7 +984,7 @@ def _status_error(
     message = f"HTTP {status} {response.reason_phrase}".strip()
     code: str | None = None
     try:
-        payload = _load_json(response)
+        payload = _load_json(response.content)
     except ValueError:
         snippet = _snippet(response, redact).strip()
         if snippet:
@@ -889,7 +1027,7 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 def _decode(
-    response: httpx.Response,
+    answer: _Answer,
     into: type[T],
     method: str,
     url: str,
@@ -898,17 +1036,125 @@ def _decode(
 ) -> T:
     cause: ValueError
     try:
-        return structure(_load_json(response), into)
+        return structure(_load_json(answer.body), into)
     except errors.StructureError as exc:
         message, cause = _redacted(str(exc), redact), exc
     except ValueError as exc:
+        response = answer.response()
         message = f"response body is not JSON ({exc}): {_snippet(response, redact)!r}"
         cause = exc
     raise errors.ResponseDecodeError(
         message,
         method=method,
         url=url,
-        status=response.status_code,
-        response=_carried(response),
+        status=answer.status,
+        response=_carried(answer.response()),
         attempts=attempt,
     ) from cause
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
+    """The first value of header `name` (lower case) in raw headers, or None."""
+    for key, value in headers:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+class _Sent:
+    """What an API call sent straight to the transport: enough to make its `httpx.Request`."""
+
+    __slots__ = ("content", "extensions", "headers", "method", "params", "url")
+
+    def __init__(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, str] | None,
+        headers: list[tuple[bytes, bytes]],
+        content: bytes | None,
+        extensions: dict[str, Any],
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.params = params
+        self.headers = headers
+        self.content = content
+        self.extensions = extensions
+
+    def request(self) -> httpx.Request:
+        """The request as the client would have built it (its content read)."""
+        request = httpx.Request(
+            self.method,
+            self.url,
+            params=self.params,
+            headers=self.headers,
+            stream=httpx.ByteStream(self.content or b""),
+            extensions=self.extensions,
+        )
+        request.read()
+        return request
+
+
+class _Answer:
+    """A read answer: status, raw headers and body; its `httpx.Response` made when asked for.
+
+    A 2xx answer to an API call is decoded and dropped, so the response object (and
+    its request's) is built only for the answers handed out: errors, and calls under
+    `RawResponses`. Answers that came through the client (uploads, a caller's
+    `http_client`) are wrapped as they are.
+    """
+
+    __slots__ = ("_elapsed", "_raw", "_response", "_sent", "extensions", "headers", "status")
+
+    def __init__(
+        self, answer: httpcore.Response, raw: bytes, sent: _Sent | None, started: float
+    ) -> None:
+        self.status = answer.status
+        self.headers = answer.headers
+        self.extensions = answer.extensions
+        self._raw = raw
+        self._sent = sent
+        self._elapsed = time.perf_counter() - started
+        self._response: httpx.Response | None = None
+
+    @classmethod
+    def of(cls, response: httpx.Response) -> _Answer:
+        """An answer the client made and read."""
+        answer = cls.__new__(cls)
+        answer.status = response.status_code
+        answer.headers = response.headers.raw
+        answer.extensions = response.extensions
+        answer._raw = response.content
+        answer._sent = None
+        answer._elapsed = 0.0
+        answer._response = response
+        return answer
+
+    def header(self, name: bytes) -> str | None:
+        """A header's value by its lower-case name, or None."""
+        return _header(self.headers, name)
+
+    @property
+    def body(self) -> bytes:
+        """The body, its `Content-Encoding` (if any) decoded as httpx decodes it."""
+        if self._response is None and self.header(b"content-encoding") in (None, "identity"):
+            return self._raw
+        return self.response().content
+
+    def response(self) -> httpx.Response:
+        """The `httpx.Response`, read, with its request: as the client would have made it."""
+        response = self._response
+        if response is None:
+            assert self._sent is not None
+            response = httpx.Response(
+                self.status,
+                headers=self.headers,
+                stream=httpx.ByteStream(self._raw),
+                extensions=self.extensions,
+                request=self._sent.request(),
+            )
+            response.read()  # decodes a `Content-Encoding`
+            response.elapsed = datetime.timedelta(seconds=self._elapsed)
+            self._response = response
+        return response

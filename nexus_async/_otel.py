@@ -3,7 +3,16 @@
 Nothing here imports OpenTelemetry at `import nexus_async`: the first request (or
 wait, or log stream) tries the import once per process, so without the package a call
 costs one None check. With it, everything goes through the global tracer and meter
-providers, which are the API's no-ops until the application configures an SDK.
+providers, which are the API's proxies (no-ops) until the application configures an
+SDK.
+
+While both global providers are still the API's defaults (its proxies or no-ops), `get()`
+answers None and nothing is traced or measured: a no-op span and metric cost about 40 µs
+of CPU per call for nothing. The check is two global lookups and type tests (about 1 µs)
+on every call, so an application that configures an SDK at any time, even after its
+first requests, is traced from its next call on: the tracer and instruments made
+earlier are the API's proxies, which forward to the providers set later. Once either
+provider is configured, spans and metrics are both recorded.
 
 Spans:
 
@@ -90,14 +99,22 @@ def route_template(path: str) -> str:
 
 
 def get() -> _Telemetry | None:
-    """The tracer and instruments; None (after one attempt) without `opentelemetry-api`."""
+    """The tracer and instruments, or None: nothing to record.
+
+    None without `opentelemetry-api` (the import is tried once per process), and
+    while the application has configured neither a tracer nor a meter provider.
+    """
     global _telemetry, _unavailable
-    if _telemetry is None and not _unavailable:
+    telemetry = _telemetry
+    if telemetry is None:
+        if _unavailable:
+            return None
         try:
-            _telemetry = _Telemetry()
+            telemetry = _telemetry = _Telemetry()
         except ImportError:
             _unavailable = True
-    return _telemetry
+            return None
+    return telemetry if telemetry.configured() else None
 
 
 class _Telemetry:
@@ -107,6 +124,9 @@ class _Telemetry:
         from opentelemetry import metrics, trace
 
         self.trace = trace
+        self._tracer_provider = trace.get_tracer_provider
+        self._meter_provider = metrics.get_meter_provider
+        self._defaults = _default_provider_types(trace, metrics)
         self.tracer = trace.get_tracer("nexus_async", __version__)
         meter = metrics.get_meter("nexus_async", __version__)
         self.requests = meter.create_counter(
@@ -125,6 +145,14 @@ class _Telemetry:
         )
         self.log_entries = meter.create_counter(
             "nexus.client.log.entries", unit="{entry}", description="Log entries streamed"
+        )
+
+    def configured(self) -> bool:
+        """Whether the application has set a tracer or meter provider (of an SDK)."""
+        defaults = self._defaults
+        return (
+            type(self._tracer_provider()) not in defaults
+            or type(self._meter_provider()) not in defaults
         )
 
     @contextlib.contextmanager
@@ -161,6 +189,21 @@ class _Telemetry:
                 if noted.status is not None:
                     metric["http.response.status_code"] = noted.status
                 self.requests.add(1, metric)
+
+
+def _default_provider_types(trace: Any, metrics: Any) -> frozenset[type]:
+    """The API's own provider classes: what the globals are until an SDK is configured.
+
+    The API's proxy meter provider has no public name; should a later release rename
+    it, the meter provider looks configured and calls are measured as before.
+    """
+    types: set[type] = {trace.ProxyTracerProvider, trace.NoOpTracerProvider}
+    types.add(metrics.NoOpMeterProvider)
+    with contextlib.suppress(ImportError):
+        from opentelemetry.metrics._internal import _ProxyMeterProvider
+
+        types.add(_ProxyMeterProvider)
+    return frozenset(types)
 
 
 @functools.lru_cache(maxsize=64)

@@ -10,10 +10,18 @@ and a request goes to the least busy pool, so httpcore never has more than one
 connection to scan. The client's in-flight limit (`max_connections`) keeps at most
 one request per pool, so requests never queue inside httpcore.
 
-Pools are created on first use and share one SSL context per process (building one
-per pool, or per client, would load the CA bundle each time). Proxies from the
-environment still apply: httpx routes proxied URLs to its own proxy transports before
-this one is asked. Pass `http_client=` to use any other transport.
+It is an httpx transport (`httpx.AsyncClient(transport=...)`), and it talks to
+httpcore's pools itself rather than through one `httpx.AsyncHTTPTransport` per pool:
+that saves a second response object per request, and lets a pool that only ever
+sees `http://` URLs go without a TLS context (httpx builds one with every transport,
+loading the CA bundle, 20-50 ms of CPU). The verifying context (`_ssl_context`, httpx's
+own, honouring `SSL_CERT_FILE`) is built once per process, when the first `https://`
+request is sent; `https://` requests go to pools of their own that use it. httpcore's
+exceptions come out as httpx's, as from httpx's transport.
+
+Pools are created on first use. httpx ignores the environment's proxy variables for a
+client given its own transport, so the SDK's client connects directly; pass
+`http_client=` to use a proxy or any other transport.
 
 The transport counts what it does itself (pools opened, requests in flight, requests
 handled) rather than reading httpcore's pool internals; `stats()` reports it.
@@ -23,12 +31,22 @@ from __future__ import annotations
 
 import functools
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import httpx
 
+if TYPE_CHECKING:  # imported on first use, as httpx does: `import nexus_async` stays light
+    import httpcore
+
 __all__ = ["SpreadTransport", "TransportStats"]
+
+# httpx's defaults (`httpx.Limits()`): idle connections are dropped after 5 s.
+_KEEPALIVE_EXPIRY = 5.0
+# (scheme, host, port, target) of a request, as httpcore takes them.
+Target = tuple[bytes, bytes, "int | None", bytes]
 
 
 @attrs.frozen
@@ -52,75 +70,163 @@ def _ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-class _Tracked(httpx.AsyncByteStream):
-    """A response body that frees its pool's slot once closed."""
+@functools.cache
+def _errors() -> tuple[tuple[type[Exception], type[httpx.HTTPError]], ...]:
+    """httpcore's exceptions and the httpx ones they become, most specific first."""
+    import httpcore
 
-    def __init__(self, stream: httpx.AsyncByteStream, release: Callable[[], None]) -> None:
+    return (
+        (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+        (httpcore.ReadTimeout, httpx.ReadTimeout),
+        (httpcore.WriteTimeout, httpx.WriteTimeout),
+        (httpcore.PoolTimeout, httpx.PoolTimeout),
+        (httpcore.TimeoutException, httpx.TimeoutException),
+        (httpcore.ConnectError, httpx.ConnectError),
+        (httpcore.ReadError, httpx.ReadError),
+        (httpcore.WriteError, httpx.WriteError),
+        (httpcore.NetworkError, httpx.NetworkError),
+        (httpcore.ProxyError, httpx.ProxyError),
+        (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+        (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+        (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+        (httpcore.ProtocolError, httpx.ProtocolError),
+    )
+
+
+@contextmanager
+def _as_httpx_errors() -> Iterator[None]:
+    """httpcore's exceptions raised as the httpx ones they stand for (as httpx's transport does)."""
+    try:
+        yield
+    except Exception as exc:
+        for error, becomes in _errors():
+            if isinstance(exc, error):
+                raise becomes(str(exc)) from exc
+        raise
+
+
+class _Body(httpx.AsyncByteStream):
+    """A response body from httpcore: its errors as httpx's; closing frees the pool."""
+
+    __slots__ = ("_index", "_open", "_stream", "_transport")
+
+    def __init__(
+        self, stream: AsyncIterable[bytes], transport: SpreadTransport, index: int
+    ) -> None:
         self._stream = stream
-        self._release = release
+        self._transport = transport
+        self._index = index
         self._open = True
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._stream:
-            yield chunk
+        with _as_httpx_errors():
+            async for chunk in self._stream:
+                yield chunk
 
     async def aclose(self) -> None:
         try:
-            await self._stream.aclose()
+            close = getattr(self._stream, "aclose", None)
+            if close is not None:
+                with _as_httpx_errors():
+                    await close()
         finally:
             if self._open:
                 self._open = False
-                self._release()
+                self._transport.release(self._index)
 
 
 class SpreadTransport(httpx.AsyncBaseTransport):
-    """`pools` httpx transports of one connection each; each request to the least busy."""
+    """`pools` httpcore pools of one connection each; each request to the least busy."""
 
     def __init__(self, pools: int) -> None:
-        self._pools: list[httpx.AsyncHTTPTransport | None] = [None] * pools
+        # Plain and TLS pools of one index share its busy count: the in-flight limit
+        # keeps at most one request per index.
+        self._plain: list[httpcore.AsyncConnectionPool | None] = [None] * pools
+        self._tls: list[httpcore.AsyncConnectionPool | None] = [None] * pools
         self._busy = [0] * pools
         self._handled = 0
 
     def stats(self) -> TransportStats:
         """Pools opened, requests in flight and requests handled (for diagnostics and tests)."""
-        return TransportStats(
-            pools=sum(pool is not None for pool in self._pools),
-            in_flight=sum(self._busy),
-            handled=self._handled,
-        )
+        opened = sum(pool is not None for pool in self._plain + self._tls)
+        return TransportStats(pools=opened, in_flight=sum(self._busy), handled=self._handled)
 
-    def _pool(self, index: int) -> httpx.AsyncHTTPTransport:
-        pool = self._pools[index]
+    def _pool(self, index: int, tls: bool) -> httpcore.AsyncConnectionPool:
+        pools = self._tls if tls else self._plain
+        pool = pools[index]
         if pool is None:
-            pool = httpx.AsyncHTTPTransport(
-                verify=_ssl_context(),
-                limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+            import httpcore
+
+            pool = pools[index] = httpcore.AsyncConnectionPool(
+                ssl_context=_ssl_context() if tls else None,
+                max_connections=1,
+                max_keepalive_connections=1,
+                keepalive_expiry=_KEEPALIVE_EXPIRY,
             )
-            self._pools[index] = pool
         return pool
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        index = min(range(len(self._busy)), key=self._busy.__getitem__)
-        pool = self._pool(index)
-        self._busy[index] += 1
-        self._handled += 1
-        try:
-            response = await pool.handle_async_request(request)
-        except BaseException:
-            self._release(index)
-            raise
-        assert isinstance(response.stream, httpx.AsyncByteStream)
+        url = request.url
+        assert isinstance(request.stream, AsyncIterable)
+        answer = await self.open(
+            request.method,
+            (url.raw_scheme, url.raw_host, url.port, url.raw_path),
+            request.headers.raw,
+            request.stream,
+            request.extensions,
+        )
         return httpx.Response(
-            status_code=response.status_code,
-            headers=response.headers,
-            stream=_Tracked(response.stream, functools.partial(self._release, index)),
-            extensions=response.extensions,
+            status_code=answer.status,
+            headers=answer.headers,
+            stream=answer.stream,  # type: ignore[arg-type]  # a `_Body`, an httpx stream
+            extensions=answer.extensions,
         )
 
-    def _release(self, index: int) -> None:
+    async def open(
+        self,
+        method: str,
+        target: Target,
+        headers: Sequence[tuple[bytes, bytes]],
+        content: bytes | AsyncIterable[bytes] | None,
+        extensions: dict[str, Any],
+    ) -> httpcore.Response:
+        """Send a request to the least busy pool; the answer's body is not read yet.
+
+        The HTTP layer sends API calls here directly, past httpx's request and response
+        objects. The answer's `stream` raises httpx's exceptions, and closing it frees
+        the pool.
+        """
+        import httpcore
+
+        scheme, host, port, path = target
+        request = httpcore.Request(
+            method,
+            httpcore.URL(scheme=scheme, host=host, port=port, target=path),
+            headers=headers,
+            content=content,
+            extensions=extensions,
+        )
+        busy = self._busy
+        index = busy.index(min(busy))
+        # Another scheme goes to a plain pool, which refuses it (`UnsupportedProtocol`).
+        pool = self._pool(index, scheme == b"https")
+        busy[index] += 1
+        self._handled += 1
+        try:
+            with _as_httpx_errors():
+                answer = await pool.handle_async_request(request)
+        except BaseException:
+            self.release(index)
+            raise
+        assert isinstance(answer.stream, AsyncIterable)
+        answer.stream = _Body(answer.stream, self, index)
+        return answer
+
+    def release(self, index: int) -> None:
+        """A request of pool `index` is over (its response closed, or it failed)."""
         self._busy[index] -= 1
 
     async def aclose(self) -> None:
-        for pool in self._pools:
+        for pool in self._plain + self._tls:
             if pool is not None:
                 await pool.aclose()
