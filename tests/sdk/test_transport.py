@@ -64,7 +64,6 @@ async def test_an_http_client_builds_no_tls_context(
 
 def _certificates(folder: Path) -> tuple[Path, ssl.SSLContext]:
     """A test CA's certificate file, and a server context with a certificate it signed."""
-    pytest.importorskip("cryptography")
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
