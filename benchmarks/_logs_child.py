@@ -7,7 +7,9 @@ descending, so a stream that is strictly descending holds no entry twice, and on
 that is strictly descending and has the seeded count has lost none.
 
     python -m benchmarks._logs_child --child ours|ours1|ref|raw --base-url U --key K \\
-        --project P --job J --out result.json
+        --project P --job J --out result.json [--concurrency N]
+
+`--concurrency` applies to `ours` (default: the SDK's default).
 """
 
 from __future__ import annotations
@@ -118,9 +120,13 @@ def main(argv: Sequence[str]) -> None:
     parser.add_argument("--child", choices=["ours", "ours1", "ref", "raw"], required=True)
     for name in ("--base-url", "--key", "--project", "--job", "--out"):
         parser.add_argument(name, required=True)
+    parser.add_argument("--concurrency", type=int, default=None)
     args = parser.parse_args(argv)
-    streams = {"ours": _ours, "ours1": _ours_sequential, "ref": _reference, "raw": _raw}
-    stream = streams[args.child](args)  # imports it
+    if args.child == "ours":
+        stream = _ours(args, args.concurrency)
+    else:
+        streams = {"ours1": _ours_sequential, "ref": _reference, "raw": _raw}
+        stream = streams[args.child](args)  # imports it
     check = StreamCheck()
     error = None
     baseline = peak_rss_mb()
