@@ -2,10 +2,11 @@
 
 It imports only the standard library until it knows which SDK it runs, so the peak
 RSS it reports is that SDK's own; each contender's imports (httpcore's too, which
-the SDK and httpx import on their first request) happen before its stream is timed. It checks the stream as it goes, in constant
-memory: the API returns entries newest first, ordered by (createTime, id)
-descending, so a stream that is strictly descending holds no entry twice, and one
-that is strictly descending and has the seeded count has lost none.
+the SDK and httpx import on their first request) happen before its stream is timed.
+It checks the stream as it goes, in constant memory: the API returns entries
+newest first, ordered by (createTime, id) descending, so a stream that is strictly
+descending holds no entry twice, and one that is strictly descending and has the
+seeded count has lost none.
 
     python -m benchmarks._logs_child --child ours|ours1|ref|raw --base-url U --key K \\
         --project P --job J --out result.json [--concurrency N]
