@@ -2,10 +2,17 @@
 
 Each contender streams a job's whole log in a fresh interpreter (`_logs_child.py`),
 so the peak RSS it reports is its own, and checks the stream as it goes.
+
+    python -m benchmarks.bench_logs [--quick]           # the comparison
+    python -m benchmarks.bench_logs --sweep [--quick]   # get_all_logs by concurrency
+
+The sweep streams the uniform and the bursty log at 0 and 50 ms with `concurrency`
+1, 2, 4, 8 and 16 beside the reference; `DEFAULT_CONCURRENCY` is chosen from it.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +46,20 @@ SEVEN = [(1, 7, 0)]
 # Bursts of 50 a millisecond and sparse stretches, with gaps of 5 and 20 seconds.
 BURSTY = [(2_000, 50, 5_000), (500, 1, 20_000)]
 LATENCIES = (0.0, 0.020, 0.050)
+SWEEP = (1, 2, 4, 8, 16)  # the concurrencies of `--sweep`, contenders "c1" .. "c16"
+
+
+def _label(contender: str) -> str:
+    if contender in CONTENDERS:
+        return CONTENDERS[contender]
+    return f"nexus_async `get_all_logs(concurrency={contender[1:]})`"
+
+
+def _child_args(contender: str) -> list[str]:
+    """The child's `--child` (and `--concurrency`) for a contender."""
+    if contender in CONTENDERS:
+        return [contender]
+    return ["ours", "--concurrency", contender[1:]]
 
 
 # ----------------------------------------------------------------------- the parent
@@ -138,7 +159,9 @@ def _run_scenario(server: Server, scenario: Scenario) -> dict[str, Outcome]:
         shift = index % len(names)
         for name in names[shift:] + names[:shift]:
             server.clear_requests()
-            result = run_child("benchmarks._logs_child", [name, *args], timeout=scenario.timeout)
+            result = run_child(
+                "benchmarks._logs_child", [*_child_args(name), *args], timeout=scenario.timeout
+            )
             if result is not None:
                 result["requests"] = _log_requests(server)
             outcomes[name].runs.append(result)
@@ -166,29 +189,91 @@ def _scenarios(latency: float, quick: bool) -> list[Scenario]:
     return found
 
 
-def run(quick: bool) -> Report:
-    """Log streaming: get_all_logs (sequential and parallel) vs the reference, 0-50 ms away."""
-    results: dict[tuple[float, str], dict[str, Outcome]] = {}
+Results = dict[tuple[float, str], dict[str, Outcome]]
+
+
+def _measure(
+    plan: dict[float, list[Scenario]],
+) -> tuple[Results, dict[tuple[float, str], Scenario]]:
+    results: Results = {}
     scenarios: dict[tuple[float, str], Scenario] = {}
-    for latency in LATENCIES:
+    for latency, planned in plan.items():
         with serve(latency=latency) as server:
-            for scenario in _scenarios(latency, quick):
+            for scenario in planned:
                 key = (latency, scenario.name)
                 scenarios[key] = scenario
                 results[key] = _run_scenario(server, scenario)
+    return results, scenarios
 
+
+def _rows(results: Results, scenarios: dict[tuple[float, str], Scenario]) -> list[Row]:
     rows: list[Row] = []
     for key, outcomes in results.items():
         latency, name = key
         ref = outcomes.get("ref")
+        seq = outcomes.get("ours1") or outcomes.get("c1")
         for contender, outcome in outcomes.items():
             value, detail = outcome.summary(scenarios[key].timeout)
             if contender != "ref" and ref is not None and ref.finished and outcome.finished:
                 detail = f"{fmt_ratio(outcome.rate / ref.rate)} the reference; " + detail
             if outcome.finished:
-                detail += f"; {median([r['requests'] for r in outcome.finished]):.0f} requests"
-            label = f"{latency * 1000:.0f} ms, {name}: {CONTENDERS[contender]}"
+                requests = median([r["requests"] for r in outcome.finished])
+                detail += f"; {requests:.0f} requests"
+                if contender.startswith("c") and seq is not None and seq.finished:
+                    sequential = median([r["requests"] for r in seq.finished])
+                    detail += f" ({requests / sequential:.2f}x sequential)"
+            label = f"{latency * 1000:.0f} ms, {name}: {_label(contender)}"
             rows.append(Row(label, value, detail))
+    return rows
+
+
+def sweep(quick: bool) -> Report:
+    """Log streaming by concurrency: get_all_logs with 1-16 requests in flight, 0 and 50 ms."""
+    names = ("ref", *(f"c{n}" for n in SWEEP))
+    plan = {
+        latency: [
+            Scenario(name, 100_000, shape, 1 if quick else 3, 120.0 * (1 + latency * 40), names)
+            for name, shape in (("100,000 uniform", UNIFORM), ("100,000 bursty with gaps", BURSTY))
+        ]
+        for latency in (0.0, 0.050)
+    }
+    results, scenarios = _measure(plan)
+    targets = []
+    for latency in plan:
+        for name in ("100,000 uniform", "100,000 bursty with gaps"):
+            outcomes = results[(latency, name)]
+            rates = {c: o.rate for c, o in outcomes.items() if c != "ref" and o.finished}
+            best = max(rates, key=rates.__getitem__, default=None)
+            targets.append(
+                Target(
+                    f"{latency * 1000:.0f} ms, {name}: the default is within 10% of the best",
+                    best is not None
+                    and rates.get(f"c{DEFAULT_CONCURRENCY}", 0) >= 0.9 * rates[best],
+                    "n/a"
+                    if best is None
+                    else f"best concurrency={best[1:]} ({rates[best]:,.0f} entries/s); "
+                    f"default {DEFAULT_CONCURRENCY}: "
+                    f"{rates.get(f'c{DEFAULT_CONCURRENCY}', float('nan')):,.0f} entries/s",
+                )
+            )
+    return Report(
+        title="3b. Log streaming by concurrency",
+        setup=(
+            "as comparison 3 (each run in a fresh interpreter, the server another process "
+            "adding 0 or 50 ms to every request, requests counted by the server); "
+            "`get_all_logs(concurrency=N)` inside `async with`, N = "
+            + ", ".join(map(str, SWEEP))
+            + f"; the default is {DEFAULT_CONCURRENCY}."
+        ),
+        rows=_rows(results, scenarios),
+        targets=targets,
+    )
+
+
+def run(quick: bool) -> Report:
+    """Log streaming: get_all_logs (sequential and parallel) vs the reference, 0-50 ms away."""
+    results, scenarios = _measure({lat: _scenarios(lat, quick) for lat in LATENCIES})
+    rows = _rows(results, scenarios)
 
     def ratio(latency: float, name: str, a: str = "ours", b: str = "ref") -> float | None:
         found = results.get((latency, name), {})
@@ -282,4 +367,7 @@ def run(quick: bool) -> Report:
 
 
 if __name__ == "__main__":
-    bench_main(run)
+    if "--sweep" in sys.argv[1:]:
+        bench_main(sweep, [arg for arg in sys.argv[1:] if arg != "--sweep"])
+    else:
+        bench_main(run)

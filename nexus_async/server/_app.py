@@ -551,8 +551,8 @@ class _Api:
                 f" (got {raw_level!r})",
             )
         limit = PAGE_LIMIT if max_entries is None else min(max_entries, PAGE_LIMIT)
-        entries = job.logs.query(before=before, after=after, min_level=level, limit=limit)
-        return _ok(job.logs_json(entries))
+        entries = job.logs.query_json(before=before, after=after, min_level=level, limit=limit)
+        return Response(job.logs_body(entries), media_type="application/json")
 
     # ------------------------------------------------------------------------ admin
 

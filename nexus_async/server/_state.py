@@ -484,13 +484,16 @@ class Job:
             "updateDate": self.update_date,
         }
 
-    def logs_json(self, entries: list[JSON]) -> JSON:
-        return {
+    def logs_body(self, entries: bytes) -> bytes:
+        """The logs call's answer around ``entries``, a JSON array already encoded."""
+        head = {
             "id": f"batchjoblog_{self.id.removeprefix('batchjob_')}",
             "object": "batch_job_log",
             "projectId": self.project_id,
-            "entries": entries,
         }
+        return (
+            json.dumps(head, separators=(",", ":"))[:-1].encode() + b',"entries":' + entries + b"}"
+        )
 
 
 # ---------------------------------------------------------------------------- projects

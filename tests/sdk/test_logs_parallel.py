@@ -179,3 +179,83 @@ async def test_breaking_out_at_a_random_point_leaves_nothing_behind(
                     pass
             assert client.diagnostics().background_tasks == 0
             assert_pool_idle(client)
+
+
+# Bursts and long gaps: a page may cover a few milliseconds in a burst and many
+# seconds across a gap, so slices are split far from where the entries are.
+burst = st.tuples(
+    st.integers(1, 2_500),  # count
+    st.sampled_from([1, 3, 50, 90]),  # per_ms, under the smallest page
+    st.sampled_from([0, 1, 40, 5_000, 20_000, 600_000]),  # gap before it, in ms
+)
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    bursts=st.lists(burst, min_size=1, max_size=10),
+    page_size=st.sampled_from([None, 250, 97]),
+    concurrency=st.sampled_from([2, 4, 8, 16]),
+)
+async def test_a_bursty_log_with_gaps_streams_as_the_sequential_one(
+    nexus: LocalNexus,
+    bursts: list[tuple[int, int, int]],
+    page_size: int | None,
+    concurrency: int,
+) -> None:
+    async with entered(nexus) as client:
+        jobs = client.get_project(nexus.project_id).batch.jobs
+        job = await quiet_job(jobs, nexus)
+        start = 1_000_000
+        for count, per_ms, gap in bursts:
+            start += gap
+            nexus.seed_logs(job.id, count, per_ms=per_ms, start_time=start)
+            start += -(-count // per_ms)
+        flt = {"max_entries": page_size, "before_time": start + 10}
+        with anyio.fail_after(60):
+            oracle, oracle_error = await read(jobs.get_all_logs(job.id, flt, concurrency=1))
+            got, error = await read(jobs.get_all_logs(job.id, flt, concurrency=concurrency))
+        assert oracle_error is None
+        assert error is None
+        assert keys(got) == keys(oracle)
+        assert len(got) == sum(count for count, _, _ in bursts)
+        assert_pool_idle(client)
+
+
+# Oldest segment first: (entries, per millisecond, gap after it in ms), repeated; on
+# pages of 250 entries, so 25,000 entries are 100 pages, as in bench_logs.
+BURSTY = [(500, 50, 5_000), (125, 1, 20_000)]  # bench_logs' bursty log, scaled to the page
+RECENT_SPARSE = [(17_500, 50, 0), (7_500, 1, 0)]  # a dense past, one entry a ms since
+RECENT_DENSE = [(7_500, 1, 0), (17_500, 50, 0)]
+
+
+# Bounds with room for timing (the answers' order decides where slices are split):
+# a guard against a walk that falls into the gaps, not a benchmark.
+@pytest.mark.parametrize("shape", [BURSTY, RECENT_SPARSE, RECENT_DENSE])
+async def test_requests_on_uneven_logs_stay_near_the_sequential_count(
+    nexus: LocalNexus, shape: list[tuple[int, int, int]]
+) -> None:
+    async with entered(nexus) as client:
+        jobs = client.get_project(nexus.project_id).batch.jobs
+        job = await quiet_job(jobs, nexus)
+        start, left = 1_000_000, 25_000
+        while left > 0:
+            for count, per_ms, gap in shape:
+                count = min(count, left)
+                nexus.seed_logs(job.id, count, per_ms=per_ms, start_time=start)
+                start += -(-count // per_ms) + gap
+                left -= count
+        # Answers take a few milliseconds, so requests overlap as they would remotely.
+        nexus.inject_fault("GET", r"/logs$", status=None, latency=0.005, times=None)
+        flt = {"before_time": start + 10, "max_entries": 250}
+        counts = {}
+        with anyio.fail_after(60):
+            for concurrency in (1, 8):
+                before = client.diagnostics().requests_sent
+                got, _ = await read(jobs.get_all_logs(job.id, flt, concurrency=concurrency))
+                assert len(got) == 25_000
+                counts[concurrency] = client.diagnostics().requests_sent - before
+        assert counts[8] <= 1.5 * counts[1], counts

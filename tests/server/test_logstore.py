@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from nexus_async.server._logstore import LogClock, LogStore
+from nexus_async.server._logstore import LEVELS, LogClock, LogStore
 
 
 def store() -> LogStore:
@@ -149,3 +149,23 @@ def test_a_million_entries_seed_and_query_fast() -> None:
     assert len(errors) == 10
     assert seeded < 5.0, seeded
     assert per_query < 0.05, per_query
+
+
+@pytest.mark.parametrize("min_level", ["Debug", "Warning"])
+def test_the_encoded_page_equals_the_dicts_through_json(min_level: str) -> None:
+    from starlette.responses import JSONResponse
+
+    logs = store()
+    rows = [
+        ("K", "", "S", 1.0, ""),
+        ('Qu"ote', "http://x/é 100%.png", "50%d", 2.5, "back\\slash\nnew line %s"),
+        ("K", "ünï", "", 1e-7, "\u2028"),
+    ]
+    for index, row in enumerate(rows):
+        logs.seed(40, per_ms=3, start_time=100 + index * 7, level="Info", row=row)
+        logs.seed(15, per_ms=1, start_time=101 + index * 5, level=LEVELS[index + 1], row=row)
+    logs.add("Runner %x", "Error", item="i%d", status="Ok", time_ms=3, reason="r")
+    for before, after, limit in [(None, None, 1000), (130, 104, 1000), (None, None, 17)]:
+        entries = logs.query(before=before, after=after, min_level=min_level, limit=limit)
+        encoded = logs.query_json(before=before, after=after, min_level=min_level, limit=limit)
+        assert encoded == JSONResponse(entries).body
