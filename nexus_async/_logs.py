@@ -28,6 +28,7 @@ import collections
 import contextlib
 import json
 import math
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Any
 
@@ -81,6 +82,13 @@ _DENSITY_DECAY = 0.9
 # the density seen so far, shows that the log has changed: the density restarts there.
 _DENSE_RUN = 2
 _DENSER = 4
+# A walk with `concurrency` > 1 pages sequentially (pipelined) until the consumer has
+# twice in a row waited this long with the CPU idle (seconds of wall time not spent
+# on CPU), i.e. on the network; only then does it page in parallel (`_Adaptive`).
+_IDLE_WAIT = 0.0005
+_IDLE_WAITS = 2
+# A wait this long off the CPU, the first included, is a far server: parallel at once.
+_FAR_WAIT = 0.010
 
 # A serialized cursor: this prefix (its format version), then base64url of compact
 # JSON `[direction, time, seen ids]`.
@@ -432,17 +440,22 @@ class _Ahead:
 
 
 async def _pipelined(
-    fetch: FetchLogs, pager: _Pager, emit: Callable[[Page], Awaitable[None]]
+    fetch: FetchLogs,
+    pager: _Pager,
+    emit: Callable[[Page], Awaitable[None]],
+    stop: Callable[[], bool] | None = None,
 ) -> None:
     """Walk with `pager`, handing each page to `emit` once the next request is written.
 
     So the request for page n+1 is in flight while page n is decoded and consumed.
+    Once `stop()` is true it returns after a page, `pager.query` saying where the
+    walk goes on.
     """
     assert pager.query is not None
     payload = await fetch(pager.query)
     while True:
         page = pager.take(payload)
-        if pager.query is None:
+        if pager.query is None or (stop is not None and stop()):
             if page is not None:
                 await emit(page)
             return
@@ -460,6 +473,55 @@ async def _pipelined(
         if refused is not None:
             raise refused
         payload = ahead.result()
+
+
+class _Adaptive:
+    """`get_all_logs` with `concurrency` > 1: sequential while that is as fast, then parallel.
+
+    Parallel slices pay for themselves only when the consumer would otherwise wait
+    on the network: near the server (bench_logs at 0 ms), the client's CPU is the
+    limit and slices cost 10-20% of the rate in short answers and bookkeeping. So
+    the walk pages sequentially, pipelined, and measures each wait of the consumer
+    (`waited`, from `_prefetched`): once it has twice in a row waited `_IDLE_WAIT`
+    with the CPU idle, or once `_FAR_WAIT`, the rest of the log is paged by a
+    `_ParallelWalk` from the cursor reached. The first wait (the first round trip,
+    connecting included) counts only as a far server's.
+    """
+
+    def __init__(
+        self,
+        fetch: FetchLogs,
+        url: str,
+        job_id: str,
+        flt: LogsFilter,
+        start: LogCursor,
+        concurrency: int,
+    ) -> None:
+        self._fetch = fetch
+        self._url = url
+        self._job_id = job_id
+        self._flt = flt
+        self._concurrency = concurrency
+        self._pager = _Pager(url, job_id, flt, start)
+        self._waits = 0
+        self._idle_run = 0  # consecutive waits spent idle
+
+    def waited(self, idle: float) -> None:
+        """The consumer waited for a page, `idle` seconds of it with the CPU idle."""
+        self._waits += 1
+        if idle > _FAR_WAIT:
+            self._idle_run = _IDLE_WAITS
+        elif self._waits > 1:
+            self._idle_run = self._idle_run + 1 if idle > _IDLE_WAIT else 0
+
+    async def run(self, emit: Callable[[Page], Awaitable[None]]) -> None:
+        await _pipelined(self._fetch, self._pager, emit, stop=lambda: self._idle_run >= _IDLE_WAITS)
+        if self._pager.query is None:
+            return
+        walk = _ParallelWalk(
+            self._fetch, self._url, self._job_id, self._flt, self._pager.cursor, self._concurrency
+        )
+        await walk.run(emit)
 
 
 class _Slice:
@@ -729,15 +791,20 @@ def all_logs(
         pager = _Pager(url, job_id, flt, start)
         walked = _prefetched(lambda emit: _pipelined(fetch, pager, emit), runtime)
         return LogStream(walked, start, span)
-    walk = _ParallelWalk(fetch, url, job_id, flt, start, concurrency)
-    return LogStream(_prefetched(walk.run, runtime), start, span)
+    walk = _Adaptive(fetch, url, job_id, flt, start, concurrency)
+    return LogStream(_prefetched(walk.run, runtime, waited=walk.waited), start, span)
 
 
 async def _prefetched(
     produce_pages: Callable[[Callable[[Page], Awaitable[None]]], Awaitable[None]],
     runtime: Runtime,
+    *,
+    waited: Callable[[float], None] | None = None,
 ) -> AsyncGenerator[Page, None]:
     """Yield the pages `produce_pages` emits, which runs as a background task of the client.
+
+    `waited(idle)` is told, after each wait for a page, how much of it the process
+    spent off the CPU (wall time minus CPU time): waiting on the network.
 
     The producer never runs in a scope held across our `yield`; it hands pages
     (or its exception) over a one-slot stream and is cancelled when this
@@ -772,7 +839,14 @@ async def _prefetched(
     runtime.start_soon(produce)
     try:
         async with receive:
-            async for item in receive:
+            while True:
+                wall, cpu = time.perf_counter(), time.process_time()
+                try:
+                    item = await receive.receive()
+                except anyio.EndOfStream:
+                    break
+                if waited is not None:
+                    waited(time.perf_counter() - wall - (time.process_time() - cpu))
                 if isinstance(item, BaseException):
                     raise item
                 yield item
