@@ -185,11 +185,12 @@ class Jobs(Collection[Job]):
         looping or skipping entries.
 
         Inside `async with AsyncClient(...)`, pages are fetched ahead by tasks owned
-        by the client (cancelled when the iterator is closed): `concurrency`
-        requests in flight, on disjoint time slices merged back in order (a
-        millisecond is never split between slices), with a bounded buffer. With
-        `concurrency=1` one request at a time, the next one in flight while the
-        caller decodes and consumes the current page. Outside `async with`, pages
+        by the client (cancelled when the iterator is closed): one request at a
+        time, the next one in flight while the caller decodes and consumes the
+        current page, and, once the caller is seen waiting on the network, up to
+        `concurrency` requests in flight, on disjoint time slices merged back in
+        order (a millisecond is never split between slices), with a bounded
+        buffer. `concurrency=1` never goes parallel. Outside `async with`, pages
         are fetched inline, one at a time.
 
         The stream's `cursor` is the position after the last entry yielded; an
