@@ -444,15 +444,16 @@ async def _pipelined(
     pager: _Pager,
     emit: Callable[[Page], Awaitable[None]],
     stop: Callable[[], bool] | None = None,
+    first: Any = None,
 ) -> None:
     """Walk with `pager`, handing each page to `emit` once the next request is written.
 
     So the request for page n+1 is in flight while page n is decoded and consumed.
     Once `stop()` is true it returns after a page, `pager.query` saying where the
-    walk goes on.
+    walk goes on. `first`, if given, is the answer to `pager.query`, already fetched.
     """
     assert pager.query is not None
-    payload = await fetch(pager.query)
+    payload = await fetch(pager.query) if first is None else first
     while True:
         page = pager.take(payload)
         if pager.query is None or (stop is not None and stop()):
@@ -515,13 +516,37 @@ class _Adaptive:
             self._idle_run = self._idle_run + 1 if idle > _IDLE_WAIT else 0
 
     async def run(self, emit: Callable[[Page], Awaitable[None]]) -> None:
-        await _pipelined(self._fetch, self._pager, emit, stop=lambda: self._idle_run >= _IDLE_WAITS)
-        if self._pager.query is None:
+        first = self._pager.query
+        assert first is not None
+        wall, cpu = time.perf_counter(), time.process_time()
+        payload = await self._fetch(first)
+        if time.perf_counter() - wall - (time.process_time() - cpu) > _FAR_WAIT:
+            # A far server, seen on the first round trip: the parallel walk starts
+            # here, with that answer as its first (so it knows the log's density).
+            await self._parallel(self._pager.cursor, first, payload).run(emit)
             return
-        walk = _ParallelWalk(
-            self._fetch, self._url, self._job_id, self._flt, self._pager.cursor, self._concurrency
-        )
-        await walk.run(emit)
+        stop = lambda: self._idle_run >= _IDLE_WAITS  # noqa: E731
+        await _pipelined(self._fetch, self._pager, emit, stop=stop, first=payload)
+        if self._pager.query is not None:
+            await self._parallel(self._pager.cursor).run(emit)
+
+    def _parallel(
+        self, start: LogCursor, query: LogsFilter | None = None, payload: Any = None
+    ) -> _ParallelWalk:
+        """A parallel walk from `start`; `payload` answers its first request if that is `query`."""
+        fetch = self._fetch
+        if query is not None:
+            fetch_rest = fetch
+            answered = False
+
+            async def fetch(asked: LogsFilter) -> Any:
+                nonlocal answered
+                if not answered and asked == query:
+                    answered = True
+                    return payload
+                return await fetch_rest(asked)
+
+        return _ParallelWalk(fetch, self._url, self._job_id, self._flt, start, self._concurrency)
 
 
 class _Slice:

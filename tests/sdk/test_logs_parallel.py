@@ -28,16 +28,21 @@ from .live import assert_pool_idle, quiet_job
 LEVELS = ["Debug", "Info", "Warning", "Error"]
 
 
-@pytest.fixture(autouse=True)
-def parallel_at_once(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Page in parallel from the second page on, however near the server is.
+@pytest.fixture(autouse=True, params=["at once", "handed over"])
+def parallel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Page in parallel however near the server is: from the start, or after two pages.
 
     `get_all_logs` stays sequential while the consumer never waits on the network,
     as with a server in this process; these tests are about the parallel walk, so
-    every wait counts as a far server's. Tests marked `adaptive` keep the real rule.
+    the first round trip counts as a far server's ("at once"), or every later wait
+    as one on the network ("handed over": sequential pages first, then the walk
+    from their cursor). test_logs_adaptive.py tests the real rule.
     """
-    if request.node.get_closest_marker("adaptive") is None:
+    if request.param == "at once":
         monkeypatch.setattr(_logs, "_FAR_WAIT", -1.0)
+    else:
+        monkeypatch.setattr(_logs, "_FAR_WAIT", float("inf"))
+        monkeypatch.setattr(_logs, "_IDLE_WAIT", -1.0)
 
 
 def keys(entries: list[JobLogEntry]) -> list[tuple[int, str]]:
@@ -279,36 +284,3 @@ async def test_requests_on_uneven_logs_stay_near_the_sequential_count(
                 assert len(got) == 25_000
                 counts[concurrency] = client.diagnostics().requests_sent - before
         assert counts[8] <= 1.5 * counts[1], counts
-
-
-def most_in_flight(nexus: LocalNexus) -> int:
-    """The most log requests the server had in flight at once."""
-    spans = [(r.time, r.ended) for r in nexus.requests if r.path.endswith("/logs")]
-    marks = sorted([(a, 1) for a, b in spans] + [(b, -1) for a, b in spans if b is not None])
-    most = now = 0
-    for _, step in marks:
-        now += step
-        most = max(most, now)
-    return most
-
-
-@pytest.mark.adaptive
-@pytest.mark.parametrize("far", [False, True])
-async def test_slices_are_paged_in_parallel_only_when_the_consumer_waits_on_the_network(
-    nexus: LocalNexus, monkeypatch: pytest.MonkeyPatch, far: bool
-) -> None:
-    if not far:  # a consumer never kept waiting, as near a server that keeps up
-        monkeypatch.setattr(_logs, "_IDLE_WAIT", float("inf"))
-        monkeypatch.setattr(_logs, "_FAR_WAIT", float("inf"))
-    async with entered(nexus) as client:
-        jobs = client.get_project(nexus.project_id).batch.jobs
-        job = await quiet_job(jobs, nexus)
-        nexus.seed_logs(job.id, 12_000, per_ms=3, start_time=1_000_000)
-        # 20 ms an answer: every wait of the consumer is mostly off the CPU.
-        nexus.inject_fault("GET", r"/logs$", status=None, latency=0.02, times=None)
-        nexus.clear_requests()
-        with anyio.fail_after(60):
-            got, _ = await read(jobs.get_all_logs(job.id, {"max_entries": 500}, concurrency=8))
-    assert len(got) == 12_000
-    assert keys(got) == sorted(keys(got), reverse=True)
-    assert (most_in_flight(nexus) > 2) is far, most_in_flight(nexus)
