@@ -337,7 +337,7 @@ def run(quick: bool) -> Report:
             Target(
                 "peak RSS growth 100,000 → 1,000,000 entries < 20 MB",
                 growth < 20.0,
-                f"+{growth:.1f} MB (default concurrency, 0 ms)",
+                f"{growth:+.1f} MB (default concurrency, 0 ms)",
             ),
             Target(
                 "requests ≤ 1.15x the sequential count (uniform)",
