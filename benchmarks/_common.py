@@ -58,6 +58,7 @@ __all__ = [
     "render",
     "run_child",
     "serve",
+    "stop_process",
     "time_limit",
 ]
 
@@ -232,6 +233,18 @@ class Server:
         self._admin.delete("/_nexus/requests").raise_for_status()
 
 
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a server process: SIGTERM, then SIGKILL after 10 s; close its stdout."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
 def _read_banner(proc: subprocess.Popen[bytes], timeout: float) -> str:
     """The server's start-up text, up to its last line (the secret key)."""
     assert proc.stdout is not None
@@ -283,14 +296,7 @@ def serve(latency: float = 0.0) -> Iterator[Server]:
                 _admin=admin,
             )
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        stop_process(proc)
 
 
 def png_data_url(size: int = 16) -> str:

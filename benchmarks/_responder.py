@@ -154,6 +154,9 @@ def responder(
         latency: Seconds added to every answer.
         cpus: Cores to pin the child to (the server's core), or None.
     """
+    # Imported here: the child (`main`) stays free of httpx and the SDK.
+    from ._common import stop_process
+
     with tempfile.TemporaryDirectory() as folder:
         bodies_file = os.path.join(folder, "bodies.json")
         with open(bodies_file, "w", encoding="utf-8") as out:
@@ -170,14 +173,7 @@ def responder(
                 raise RuntimeError(f"the responder did not start within {_START_TIMEOUT} s")
             yield f"http://127.0.0.1:{port.decode()}"
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-            if proc.stdout is not None:
-                proc.stdout.close()
+            stop_process(proc)
 
 
 def main(argv: list[str]) -> None:
