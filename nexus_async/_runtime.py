@@ -11,6 +11,7 @@ caller's code).
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Awaitable, Callable
 
 import anyio
@@ -24,6 +25,8 @@ from ._http import HTTPStats
 from ._waiting import JobSource, Poller, Wakeups
 
 __all__ = ["Diagnostics", "PollerDiagnostics", "Runtime"]
+
+logger = logging.getLogger("nexus_async")
 
 _CLOSED_MESSAGE = "this AsyncClient is closed; create a new one"
 
@@ -163,6 +166,17 @@ class Runtime:
                     scope.cancel()
                 try:
                     await func()
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except BaseException as exc:
+                    # Nothing a background task raises may reach the task group: the
+                    # group encloses the caller's own code, and a child's error (even
+                    # a Cancelled that outlived the scope it was meant for, as anyio
+                    # raises on trio when a cancelled scope's inner group unwinds)
+                    # would cancel that code. The task just ends; its consumers see
+                    # its end (a closed stream, a woken waiter).
+                    if not isinstance(exc, anyio.get_cancelled_exc_class()):
+                        logger.error("a background task of the client failed", exc_info=exc)
                 finally:
                     self._scopes.discard(scope)
 
