@@ -112,4 +112,6 @@ async def test_a_connected_receiver_wakes_wait_until_done(nexus: LocalNexus) -> 
             final = await jobs.wait_until_done(job.id, interval=INTERVAL)
         returned = time.monotonic()
     assert final.is_finished
-    assert 0 <= returned - last[job.id] < 0.5  # polling alone: up to `interval` later
+    # Polling alone: up to `interval` later. The bound leaves room for a loaded machine
+    # (0.65 s was seen in CI with the other worker busy); a delivery settles in 0.1 s.
+    assert 0 <= returned - last[job.id] < 1.0
