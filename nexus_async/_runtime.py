@@ -5,7 +5,9 @@ and the project ID. Inside `async with AsyncClient()` it owns an anyio task grou
 in which prefetching (`get_all_logs`) and the shared pollers run. Each of those
 tasks runs in a cancel scope of its own, so that `aclose()` inside the block can
 stop them without cancelling the block itself (the group's own scope encloses the
-caller's code).
+caller's code). For the same reason nothing a background task raises reaches the
+group: a bug is logged and ends the task, and a stray cancellation just ends it;
+the task's consumers see it end (a closed stream, a woken waiter).
 """
 
 from __future__ import annotations
