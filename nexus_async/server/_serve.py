@@ -54,6 +54,39 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+_trio_send_patched = False
+
+
+def _patch_trio_send() -> None:
+    """Make hypercorn's trio server treat a send that races its own close as a closed peer.
+
+    hypercorn (0.18) closes a connection with `send_eof()` outside the lock its
+    sends take, so a response written at that moment (an error answer to a client
+    that is going away, as when clients are cancelled mid-request) finds the socket
+    busy and raises `trio.BusyResourceError`. Uncaught, that ends the whole server,
+    and with `LocalNexus` entered in the caller's task it cancels the caller too.
+    The peer is leaving either way: the send is dropped as for a broken connection.
+    Applied once, when a local server first runs on trio.
+    """
+    global _trio_send_patched
+    if _trio_send_patched:
+        return
+    import trio
+    from hypercorn.events import Closed, Event
+    from hypercorn.trio.tcp_server import TCPServer
+
+    original = TCPServer.protocol_send
+
+    async def protocol_send(self: TCPServer, event: Event) -> None:
+        try:
+            await original(self, event)
+        except trio.BusyResourceError:
+            await self.protocol.handle(Closed())
+
+    TCPServer.protocol_send = protocol_send  # type: ignore[method-assign]
+    _trio_send_patched = True
+
+
 class _Server:
     def __init__(self, app: ASGIApp, sock: socket.socket) -> None:
         self.config = Config()
@@ -71,6 +104,7 @@ class _Server:
             if sniffio.current_async_library() == "trio":
                 from hypercorn.trio import serve as trio_serve
 
+                _patch_trio_send()
                 await trio_serve(self.app, self.config, shutdown_trigger=self.stopping.wait)  # type: ignore[arg-type]
             else:
                 from hypercorn.asyncio import serve as asyncio_serve
