@@ -515,38 +515,53 @@ class _Adaptive:
         elif self._waits > 1:
             self._idle_run = self._idle_run + 1 if idle > _IDLE_WAIT else 0
 
+    def _waiting_on_network(self) -> bool:
+        return self._idle_run >= _IDLE_WAITS
+
     async def run(self, emit: Callable[[Page], Awaitable[None]]) -> None:
         first = self._pager.query
         assert first is not None
-        wall, cpu = time.perf_counter(), time.process_time()
+        started = _clocks()
         payload = await self._fetch(first)
-        if time.perf_counter() - wall - (time.process_time() - cpu) > _FAR_WAIT:
+        if _off_cpu_since(started) > _FAR_WAIT:
             # A far server, seen on the first round trip: the parallel walk starts
             # here, with that answer as its first (so it knows the log's density).
-            await self._parallel(self._pager.cursor, first, payload).run(emit)
+            fetch = _answering_once(self._fetch, first, payload)
+            await self._parallel(fetch, self._pager.cursor).run(emit)
             return
-        stop = lambda: self._idle_run >= _IDLE_WAITS  # noqa: E731
-        await _pipelined(self._fetch, self._pager, emit, stop=stop, first=payload)
+        await _pipelined(
+            self._fetch, self._pager, emit, stop=self._waiting_on_network, first=payload
+        )
         if self._pager.query is not None:
-            await self._parallel(self._pager.cursor).run(emit)
+            await self._parallel(self._fetch, self._pager.cursor).run(emit)
 
-    def _parallel(
-        self, start: LogCursor, query: LogsFilter | None = None, payload: Any = None
-    ) -> _ParallelWalk:
-        """A parallel walk from `start`; `payload` answers its first request if that is `query`."""
-        fetch = self._fetch
-        if query is not None:
-            fetch_rest = fetch
-            answered = False
-
-            async def fetch(asked: LogsFilter) -> Any:
-                nonlocal answered
-                if not answered and asked == query:
-                    answered = True
-                    return payload
-                return await fetch_rest(asked)
-
+    def _parallel(self, fetch: FetchLogs, start: LogCursor) -> _ParallelWalk:
         return _ParallelWalk(fetch, self._url, self._job_id, self._flt, start, self._concurrency)
+
+
+def _answering_once(fetch: FetchLogs, query: LogsFilter, payload: Any) -> FetchLogs:
+    """`fetch`, except that its first call for `query` answers `payload` (already fetched)."""
+    answered = False
+
+    async def answering(asked: LogsFilter) -> Any:
+        nonlocal answered
+        if not answered and asked == query:
+            answered = True
+            return payload
+        return await fetch(asked)
+
+    return answering
+
+
+def _clocks() -> tuple[float, float]:
+    """Wall and CPU time now, for `_off_cpu_since`."""
+    return time.perf_counter(), time.process_time()
+
+
+def _off_cpu_since(started: tuple[float, float]) -> float:
+    """Seconds since `_clocks()` returned `started` that this process spent off the CPU."""
+    wall, cpu = started
+    return time.perf_counter() - wall - (time.process_time() - cpu)
 
 
 class _Slice:
@@ -865,13 +880,13 @@ async def _prefetched(
     try:
         async with receive:
             while True:
-                wall, cpu = time.perf_counter(), time.process_time()
+                started = _clocks()
                 try:
                     item = await receive.receive()
                 except anyio.EndOfStream:
                     break
                 if waited is not None:
-                    waited(time.perf_counter() - wall - (time.process_time() - cpu))
+                    waited(_off_cpu_since(started))
                 if isinstance(item, BaseException):
                     raise item
                 yield item

@@ -13,6 +13,7 @@ instead of orphaning hypercorn's asyncio tasks.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -54,9 +55,7 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-_trio_send_patched = False
-
-
+@functools.cache
 def _patch_trio_send() -> None:
     """Make hypercorn's trio server treat a send that races its own close as a closed peer.
 
@@ -66,11 +65,8 @@ def _patch_trio_send() -> None:
     busy and raises `trio.BusyResourceError`. Uncaught, that ends the whole server,
     and with `LocalNexus` entered in the caller's task it cancels the caller too.
     The peer is leaving either way: the send is dropped as for a broken connection.
-    Applied once, when a local server first runs on trio.
+    Applied once (cached), when a local server first runs on trio.
     """
-    global _trio_send_patched
-    if _trio_send_patched:
-        return
     import trio
     from hypercorn.events import Closed, Event
     from hypercorn.trio.tcp_server import TCPServer
@@ -84,7 +80,6 @@ def _patch_trio_send() -> None:
             await self.protocol.handle(Closed())
 
     TCPServer.protocol_send = protocol_send  # type: ignore[method-assign]
-    _trio_send_patched = True
 
 
 class _Server:
