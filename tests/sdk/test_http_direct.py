@@ -24,6 +24,7 @@ from nexus_async import AsyncClient, NexusError, RetryPolicy
 from nexus_async._http import HTTPCore
 from nexus_async.server import LocalNexus
 
+from ..support.http import answer_each_request
 from .wire import job, page
 
 ONE_ATTEMPT = RetryPolicy(attempts=1, total_time=10.0)
@@ -89,17 +90,11 @@ class _Server:
         self.heads: list[bytes] = []
 
     async def serve(self, stream: SocketStream) -> None:
-        buffer = b""
-        try:
-            async with stream:
-                for _ in range(100):  # requests on one connection, bounded
-                    while b"\r\n\r\n" not in buffer:
-                        buffer += await stream.receive()
-                    head, buffer = buffer.split(b"\r\n\r\n", 1)  # no request has a body
-                    self.heads.append(head)
-                    await stream.send(self.answer)
-        except (anyio.EndOfStream, anyio.BrokenResourceError):
-            pass
+        await answer_each_request(stream, self._answer)  # no request here has a body
+
+    def _answer(self, head: bytes) -> bytes:
+        self.heads.append(head)
+        return self.answer
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from anyio.streams.tls import TLSListener
 from nexus_async import AsyncClient, NexusConnectionError, RetryPolicy, _transport
 from nexus_async.server import LocalNexus
 
+from ..support.http import answer_each_request
 from .wire import page
 
 ONE_ATTEMPT = RetryPolicy(attempts=1, total_time=10.0)
@@ -141,16 +142,8 @@ async def _answer_pages(stream: ByteStream) -> None:
     """Answer every request on the connection with an empty page of jobs (keep-alive)."""
     body = json.dumps(page()).encode()
     head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
-    buffer = b""
-    try:
-        async with stream:
-            for _ in range(100):  # requests on one connection, bounded
-                while b"\r\n\r\n" not in buffer:
-                    buffer += await stream.receive()
-                _, buffer = buffer.split(b"\r\n\r\n", 1)  # GETs: no body
-                await stream.send(head % len(body) + body)
-    except (anyio.EndOfStream, anyio.BrokenResourceError, ssl.SSLError, OSError):
-        pass  # the client went away, or refused our certificate
+    answer = head % len(body) + body
+    await answer_each_request(stream, lambda _: answer)  # GETs: no body
 
 
 @pytest.fixture
