@@ -36,7 +36,7 @@ import anyio
 import attrs
 
 from . import _otel, errors
-from ._convert import structure
+from ._convert import decode_log_entry, structure
 from ._http import TRACE
 from ._poll import TRANSIENT, Outage, check_timeout, poll_backoff
 from ._runtime import Runtime
@@ -138,25 +138,35 @@ class LogCursor:
             entries: An answer to `query()`, in walk order (newest first when paging
                 back, oldest first when following).
         """
-        keep, cursor = self.advance_keys([(e.create_time, e.id) for e in entries])
-        return [entries[i] for i in keep], cursor
+        keys = Keys([e.create_time for e in entries], [e.id for e in entries])
+        keep, cursor = self.advance_keys(keys)
+        return list(entries) if keep is None else [entries[i] for i in keep], cursor
 
-    def advance_keys(self, keys: Sequence[tuple[int, str]]) -> tuple[list[int], LogCursor]:
-        """`advance` on `(create_time, id)` keys: the indices not yet yielded, and the cursor."""
+    def advance_keys(self, keys: Keys) -> tuple[list[int] | None, LogCursor]:
+        """`advance` on keys: the indices not yet yielded (None: all), and the cursor."""
         time, seen, forward = self.time, self.seen, self.forward
-        if time is None:
-            keep = list(range(len(keys)))
-        else:
+        times, ids = keys.times, keys.ids
+        if not times:
+            return [], self
+        keep: list[int] | None = None
+        # All past the boundary millisecond (the usual page), checked at C speed.
+        if time is not None and not (min(times) > time if forward else max(times) < time):
             keep = [
                 i
-                for i, (t, ident) in enumerate(keys)
-                if (ident not in seen if t == time else (t > time) == forward)
+                for i, t in enumerate(times)
+                if (ids[i] not in seen if t == time else (t > time) == forward)
             ]
-        if not keep:
-            return keep, self
-        last = keys[keep[-1]][0]
-        ids = frozenset(keys[i][1] for i in keep if keys[i][0] == last)
-        return keep, attrs.evolve(self, time=last, seen=seen | ids if last == time else ids)
+            if not keep:
+                return keep, self
+        last = times[-1] if keep is None else times[keep[-1]]
+        ties = times.count(last)
+        if keep is None and times[-ties:].count(last) == ties:  # the usual: ties at the end
+            at_last = frozenset(ids[-ties:])
+        else:
+            at_last = frozenset(
+                ids[i] for i in (range(len(times)) if keep is None else keep) if times[i] == last
+            )
+        return keep, attrs.evolve(self, time=last, seen=seen | at_last if last == time else at_last)
 
     def __str__(self) -> str:
         """The cursor as a short versioned string; `LogCursor.parse` reads it back."""
@@ -191,10 +201,30 @@ class LogCursor:
 
 
 @attrs.frozen
+class Keys:
+    """The `(create_time, id)` keys of a page's entries, as two parallel lists.
+
+    Two lists rather than a tuple per entry: 1,000 tuples alive per page were most
+    of what the garbage collector had to look at during a log stream.
+    """
+
+    times: list[int]
+    ids: list[str]
+
+    def pick(self, indices: list[int] | None) -> Keys:
+        """The keys at `indices` (None: all)."""
+        if indices is None:
+            return self
+        times, ids = self.times, self.ids
+        return Keys([times[i] for i in indices], [ids[i] for i in indices])
+
+
+@attrs.frozen
 class Page:
-    """The fresh entries of one answer, still JSON, and the answer they came in."""
+    """The fresh entries of one answer, still JSON, their keys, and the answer they came in."""
 
     raw: list[Any]
+    keys: Keys  # of each of `raw`
     payload: Any
     url: str
 
@@ -207,6 +237,13 @@ class Page:
         """
         try:
             return structure(self.raw, list[JobLogEntry])
+        except errors.StructureError:
+            raise _decode_error(self.payload, self.url) from None
+
+    def entry(self, index: int) -> JobLogEntry:
+        """Entry `index` as a model, whatever shape it has: see `decode`."""
+        try:
+            return structure(self.raw[index], JobLogEntry)
         except errors.StructureError:
             raise _decode_error(self.payload, self.url) from None
 
@@ -224,21 +261,25 @@ def _decode_error(payload: Any, url: str) -> errors.ResponseDecodeError:
     )
 
 
-def _keys(payload: Any, url: str) -> tuple[list[Any], list[tuple[int, str]]]:
-    """An answer's entries (JSON) and their `(create_time, id)` keys, checked for type.
+def _keys(payload: Any, url: str) -> tuple[list[Any], Keys]:
+    """An answer's entries (JSON) and their keys, checked for type.
 
     Raises:
         ResponseDecodeError: the answer is not a page of log entries.
     """
     try:
         entries = payload["entries"]
-        keys = [(e["createTime"], e["id"]) for e in entries]
+        times = [e["createTime"] for e in entries]
+        ids = [e["id"] for e in entries]
     except (TypeError, KeyError, IndexError):
         raise _decode_error(payload, url) from None
-    if type(entries) is not list or not all(type(t) is int and type(i) is str for t, i in keys):
+    # `set(map(type, ...))`: the types at C speed; a bool is not an int here.
+    if type(entries) is not list or not (
+        set(map(type, times)) <= {int} and set(map(type, ids)) <= {str}
+    ):
         raise _decode_error(payload, url)
     _otel.log_page()
-    return entries, keys
+    return entries, Keys(times, ids)
 
 
 def resume_cursor(value: LogCursor | str | None, *, forward: bool) -> LogCursor | None:
@@ -270,6 +311,13 @@ class LogStream:
     `contextlib.aclosing`) when leaving early. An error that ends the stream
     carries `cursor` (`exc.cursor`): a new stream resumed from it, in any client,
     continues exactly after the last entry this one yielded.
+
+    Entries are decoded one at a time, as they are yielded, not a page at a time:
+    a model the caller drops is freed at once, so a stream of any length leaves
+    the garbage collector next to nothing to do (decoding a whole page first kept
+    1,000 models alive across collections, which cost about 15% of the stream's
+    CPU). An entry that does not fit `JobLogEntry` ends the stream with
+    `ResponseDecodeError` after the entries of its page before it.
     """
 
     def __init__(
@@ -280,55 +328,81 @@ class LogStream:
     ) -> None:
         self._pages = pages
         self._base = start  # the cursor before the current page
-        self._page: list[JobLogEntry] = []
+        self._keys = Keys([], [])  # of the current page
         self._index = 0  # entries of the current page yielded
         self._span = span  # with OpenTelemetry: counts entries, pages and resumes
+        # `async for` drives this generator itself (`__aiter__`), which costs about
+        # half as much per entry as a coroutine per `__anext__` call.
+        self._entries = self._walk()
 
     @property
     def cursor(self) -> LogCursor:
         """The position after the last entry yielded (the start, before the first)."""
         if self._index == 0:
             return self._base
-        page, index = self._page, self._index - 1
-        last = page[index].create_time
+        times, index = self._keys.times, self._index - 1
+        last = times[index]
         start = index
-        while start > 0 and page[start - 1].create_time == last:
+        while start > 0 and times[start - 1] == last:
             start -= 1
-        ids = frozenset(e.id for e in page[start : index + 1])
+        ids = frozenset(self._keys.ids[start : index + 1])
         if start == 0 and self._base.time == last:
             ids |= self._base.seen
         return attrs.evolve(self._base, time=last, seen=ids)
 
-    def __aiter__(self) -> LogStream:
-        return self
+    def __aiter__(self) -> AsyncGenerator[JobLogEntry, None]:
+        return self._entries
 
-    async def __anext__(self) -> JobLogEntry:
-        while self._index >= len(self._page):
-            try:
-                with _otel.fetching_logs(self._span):
-                    page = await self._pages.__anext__()
-                entries = page if isinstance(page, list) else page.decode()
-            except StopAsyncIteration:
-                self._end(None)
-                raise
-            except errors.NexusError as exc:
-                exc.cursor = self.cursor
-                self._end(exc)
-                raise
-            except BaseException as exc:
-                self._end(exc)
-                raise
-            self._base = self.cursor
-            self._page, self._index = entries, 0
-        self._index += 1
-        if self._span is not None:
-            self._span.entry()
-        return self._page[self._index - 1]
+    def __anext__(self) -> Awaitable[JobLogEntry]:
+        return self._entries.__anext__()
 
     async def aclose(self) -> None:
         """Stop the walk; any request it has in flight is cancelled before this returns."""
         self._end(None)  # the caller stopped reading: not a failure
-        await self._pages.aclose()
+        try:
+            await self._entries.aclose()
+        finally:
+            await self._pages.aclose()
+
+    async def _walk(self) -> AsyncGenerator[JobLogEntry, None]:
+        while True:
+            try:
+                with _otel.fetching_logs(self._span):
+                    page = await self._pages.__anext__()
+            except StopAsyncIteration:
+                self._end(None)
+                return
+            except BaseException as exc:
+                self._fail(exc)
+                raise
+            self._base = self.cursor
+            self._index = 0
+            if isinstance(page, list):  # decoded already
+                self._keys = Keys([e.create_time for e in page], [e.id for e in page])
+                entries: list[Any] = page
+                decode = None
+            else:
+                self._keys, entries, decode = page.keys, page.raw, decode_log_entry
+            span = self._span
+            for index, entry in enumerate(entries):
+                if decode is not None:
+                    try:
+                        entry = decode(entry)
+                    except Exception:  # unusual: the converter decodes it, or says why not
+                        try:
+                            entry = page.entry(index)  # type: ignore[union-attr]
+                        except errors.NexusError as exc:
+                            self._fail(exc)
+                            raise
+                self._index = index + 1
+                if span is not None:
+                    span.entry()
+                yield entry
+
+    def _fail(self, error: BaseException) -> None:
+        if isinstance(error, errors.NexusError):
+            error.cursor = self.cursor
+        self._end(error)
 
     def _end(self, error: BaseException | None) -> None:
         span, self._span = self._span, None
@@ -370,9 +444,9 @@ class _Pager:
         entries, keys = _keys(payload, self._url)
         keep, self.cursor = self.cursor.advance_keys(keys)
         self.query = None
-        if len(keys) == self._page_size:
-            if not keep:
-                oldest = keys[-1][0]
+        if len(keys.times) == self._page_size:
+            if keep == []:
+                oldest = keys.times[-1]
                 raise errors.LogPagingError(
                     f"{self._page_size} or more log entries of job {self._job_id} share "
                     f"the millisecond {oldest}; paging by time cannot get past them "
@@ -381,10 +455,11 @@ class _Pager:
                     create_time=oldest,
                 )
             self.query = self.cursor.query(self._base)
+        if keep is None:
+            return Page(entries, keys, payload, self._url) if entries else None
         if not keep:
             return None
-        fresh = entries if len(keep) == len(entries) else [entries[i] for i in keep]
-        return Page(fresh, payload, self._url)
+        return Page([entries[i] for i in keep], keys.pick(keep), payload, self._url)
 
 
 async def log_pages(
@@ -766,34 +841,35 @@ class _ParallelWalk:
             ResponseDecodeError: an answer that is not a page of log entries.
         """
         entries, keys = _keys(payload, self._url)
-        full = len(keys) == self._page_size
+        times = keys.times
+        full = len(times) == self._page_size
         top = piece.cursor.time
         if full:
             self._full += 1
             estimate = self._span
-            if estimate is not None and _DENSER * (keys[0][0] - keys[-1][0] + 1) < estimate:
+            if estimate is not None and _DENSER * (times[0] - times[-1] + 1) < estimate:
                 piece.dense_run += 1
                 if piece.dense_run >= _DENSE_RUN:  # the log has changed: start afresh
                     self._seen_entries = self._seen_ms = 0.0
             else:
                 piece.dense_run = 0
-            self._observe(len(keys), (keys[0][0] if top is None else top) - keys[-1][0] + 1)
+            self._observe(len(times), (times[0] if top is None else top) - times[-1] + 1)
         elif sent_lower is None:
-            oldest = keys[-1][0] if keys else top
+            oldest = times[-1] if times else top
             self._oldest = max(self._oldest, oldest or 0)
         elif top is not None:
-            self._observe(len(keys), top - sent_lower)
+            self._observe(len(times), top - sent_lower)
         lower = piece.lower
         reached = False  # the answer went past the slice's (possibly raised) lower bound
-        if lower is not None and keys and keys[-1][0] <= lower:
+        if lower is not None and times and times[-1] <= lower:
             reached = True
-            cut = next(i for i, (t, _) in enumerate(keys) if t <= lower)
-            entries, keys = entries[:cut], keys[:cut]
+            cut = next(i for i, t in enumerate(times) if t <= lower)
+            entries, keys = entries[:cut], Keys(times[:cut], keys.ids[:cut])
         keep, piece.cursor = piece.cursor.advance_keys(keys)
         if reached or not full:
             piece.done = True
-        elif not keep:
-            oldest = keys[-1][0]
+        elif keep == []:
+            oldest = times[-1]
             raise errors.LogPagingError(
                 f"{self._page_size} or more log entries of job {self._job_id} share "
                 f"the millisecond {oldest}; paging by time cannot get past them "
@@ -801,10 +877,11 @@ class _ParallelWalk:
                 job_id=self._job_id,
                 create_time=oldest,
             )
+        if keep is None:
+            return Page(entries, keys, payload, self._url) if entries else None
         if not keep:
             return None
-        fresh = entries if len(keep) == len(entries) else [entries[i] for i in keep]
-        return Page(fresh, payload, self._url)
+        return Page([entries[i] for i in keep], keys.pick(keep), payload, self._url)
 
 
 def all_logs(

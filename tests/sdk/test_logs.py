@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from nexus_async import (
     ResponseDecodeError,
     unstructure,
 )
-from nexus_async._logs import log_pages
+from nexus_async._logs import LogStream, log_pages
 
 URL = "http://nexus.test/v1/projects/proj_1/batch/jobs/batchjob_1/logs"
 
@@ -153,3 +154,54 @@ async def test_a_bad_field_beyond_the_keys_fails_when_its_page_is_decoded() -> N
         page.decode()
     assert "$.entries[1].time_ms" in str(info.value)  # the path in the whole answer
     await pages.aclose()
+
+
+def stream_of(log: FakeLog, flt: LogsFilter) -> LogStream:
+    start = LogCursor.newest_first(flt.before_time)
+    return LogStream(log_pages(log.fetch, URL, "batchjob_1", flt), start)
+
+
+async def test_a_stream_decodes_each_entry_as_it_is_yielded() -> None:
+    # A model the caller drops is freed at once: the stream does not hold its page's
+    # models (a page decoded ahead would keep all 1,000 alive for the collector).
+    log = FakeLog([entry(100 - i, f"e{i:03}") for i in range(50)])
+    stream = stream_of(log, LogsFilter())
+    first = await stream.__anext__()
+    dropped = weakref.ref(first)
+    del first
+    second = await stream.__anext__()
+    assert dropped() is None
+    assert second.id == "e001"
+    assert [e.id async for e in stream] == [f"e{i:03}" for i in range(2, 50)]
+
+
+async def test_a_bad_entry_ends_the_stream_after_the_entries_before_it() -> None:
+    good = unstructure(entry(5, "a"))
+    bad = {**unstructure(entry(4, "b")), "timeMs": "slow"}
+
+    async def fetch(flt: LogsFilter) -> Any:
+        return {"id": "batchjob_1", "object": "logs", "projectId": "p", "entries": [good, bad]}
+
+    stream = LogStream(log_pages(fetch, URL, "batchjob_1", LogsFilter()), LogCursor())
+    got = []
+    with pytest.raises(ResponseDecodeError) as info:
+        async for e in stream:
+            got.append(e.id)
+    assert got == ["a"]
+    assert "$.entries[1].time_ms" in str(info.value)  # the path in the whole answer
+    # Resuming from the error's cursor starts with the bad entry, nothing lost.
+    assert info.value.cursor == LogCursor(time=5, seen=frozenset({"a"}))
+
+
+async def test_an_entry_the_hot_path_leaves_is_decoded_by_the_converter() -> None:
+    # An int `timeMs` and no `reason`: valid, and unusual for the hand-written hook.
+    raw = {**unstructure(entry(5, "a")), "timeMs": 3, "level": "Verbose"}
+    del raw["reason"]
+
+    async def fetch(flt: LogsFilter) -> Any:
+        return {"id": "batchjob_1", "object": "logs", "projectId": "p", "entries": [raw]}
+
+    stream = LogStream(log_pages(fetch, URL, "batchjob_1", LogsFilter()), LogCursor())
+    [got] = [e async for e in stream]
+    assert got == JobLogEntry("ItemPredicted", 5, "a", "Verbose", "item", "ok", 3.0, "")
+    assert type(got.time_ms) is float
