@@ -249,6 +249,33 @@ class _Unusual(Exception):
     """Input a hand-written hook leaves to the generated ones."""
 
 
+def _builder(cls: type[T]) -> Callable[..., T]:
+    """A constructor of the frozen attrs class `cls` that fills its slots directly.
+
+    A frozen class's `__init__` sets each field through `object.__setattr__`; the
+    slots' own descriptors take about half as long (230 ns of a log entry's 940 ns
+    decode). It takes every field (by position or name) and skips `__init__`, so it
+    is only for the hand-written hooks, which pass values already checked, and only
+    for classes with nothing in `__init__` to skip: no validators, converters or
+    `__attrs_post_init__` (checked here, at the converter's build).
+    """
+    fields = attrs.fields(cls)  # type: ignore[arg-type]
+    if any(f.validator or f.converter for f in fields) or hasattr(cls, "__attrs_post_init__"):
+        raise TypeError(f"{cls.__name__} does more in __init__ than set its fields")
+    setters = {
+        f"_set_{f.name}": next(
+            c.__dict__[f.name] for c in cls.__mro__ if f.name in c.__dict__
+        ).__set__
+        for f in fields
+    }
+    lines = [f"def build({', '.join(f.name for f in fields)}):", "    self = _new(_cls)"]
+    lines += [f"    _set_{f.name}(self, {f.name})" for f in fields]
+    lines.append("    return self")
+    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls, **setters}
+    exec("\n".join(lines), namespace)  # as attrs writes `__init__`: one plain function
+    return namespace["build"]  # type: ignore[no-any-return]
+
+
 def _str_or_none(value: Any) -> str | None:
     if value is None or type(value) is str:
         return value
@@ -282,7 +309,7 @@ def decode_log_entry(o: Any, _: Any = None) -> m.JobLogEntry:
         raise _Unusual
     if type(time_ms) is not float:
         time_ms = _strict_float(time_ms, float)
-    return m.JobLogEntry(
+    return _new_JobLogEntry(
         kind, create_time, ident, _LOG_LEVELS.get(level, level), item, status, time_ms, reason
     )
 
@@ -303,7 +330,7 @@ def _job_fast(o: Any, _: Any) -> m.Job:
     spec, status = o["spec"], o["status"]
     if type(spec) is not dict or type(status) is not dict:
         raise _Unusual
-    return m.Job(
+    return _new_Job(
         ident,
         obj,
         name,
@@ -322,10 +349,10 @@ def _job_spec(o: dict[str, Any]) -> m.JobSpec:
         raise _Unusual
     if type(destinations) is not list:
         raise _Unusual
-    return m.JobSpec(
+    return _new_JobSpec(
         dataset_id,
         _deployment(deployment),
-        m.ResultDelivery([_destination(d) for d in destinations]),
+        _new_ResultDelivery([_destination(d) for d in destinations]),
         _int_or_none(o.get("startAtTime")),
         _int_or_none(o.get("stopAtTime")),
     )
@@ -337,15 +364,15 @@ def _deployment(o: dict[str, Any]) -> m.Deployment:
         deployment_id = o["deploymentId"]
         if type(deployment_id) is not str:
             raise _Unusual
-        return m.ExistingDeployment(deployment_id)
+        return _new_ExistingDeployment(deployment_id)
     if kind == "NewEphemeralDeployment":
         template = o["template"]
         if type(template) is not dict:
             raise _Unusual
-        return m.NewEphemeralDeployment(_template(template))
+        return _new_NewEphemeralDeployment(_template(template))
     if type(kind) is not str:
         raise _Unusual
-    return m.UnknownDeployment(kind=kind, data=dict(o))
+    return _new_UnknownDeployment(kind=kind, data=dict(o))
 
 
 def _template(o: dict[str, Any]) -> m.DeploymentTemplate:
@@ -356,7 +383,7 @@ def _template(o: dict[str, Any]) -> m.DeploymentTemplate:
         if type(options) is not dict:
             raise _Unusual
         options = _options(options)
-    return m.DeploymentTemplate(
+    return _new_DeploymentTemplate(
         artifact_id=artifact_id,
         name=_str_or_none(o.get("name")),
         replicas=_int_or_none(o.get("replicas")),
@@ -375,7 +402,7 @@ def _options(o: dict[str, Any]) -> m.DeploymentOptions:
         if type(group) is not list or not all(type(tag) is str for tag in group):
             raise _Unusual
         group = list(group)
-    return m.DeploymentOptions(_str_or_none(o.get("evaluationStrategy")), threshold, group)
+    return _new_DeploymentOptions(_str_or_none(o.get("evaluationStrategy")), threshold, group)
 
 
 def _destination(o: Any) -> m.Destination:
@@ -386,10 +413,10 @@ def _destination(o: Any) -> m.Destination:
         webhook_id = o["webhookId"]
         if type(webhook_id) is not str:
             raise _Unusual
-        return m.WebhookDestination(webhook_id)
+        return _new_WebhookDestination(webhook_id)
     if type(kind) is not str:
         raise _Unusual
-    return m.UnknownDestination(kind=kind, data=dict(o))
+    return _new_UnknownDestination(kind=kind, data=dict(o))
 
 
 def _job_status(o: dict[str, Any]) -> m.JobStatus:
@@ -402,7 +429,7 @@ def _job_status(o: dict[str, Any]) -> m.JobStatus:
         and type(items) is dict
     ):
         raise _Unusual
-    return m.JobStatus(
+    return _new_JobStatus(
         _OVERVIEWS.get(overview, overview),
         message,
         update_date,
@@ -426,8 +453,23 @@ def _job_items(o: dict[str, Any]) -> m.JobItemStatus:
     for count in counts:
         if type(count) is not int:
             raise _Unusual
-    return m.JobItemStatus(*counts)
+    return _new_JobItemStatus(*counts)
 
+
+# The hot classes' constructors, for the hooks above (see `_builder`).
+_new_JobLogEntry = _builder(m.JobLogEntry)
+_new_Job = _builder(m.Job)
+_new_JobSpec = _builder(m.JobSpec)
+_new_ResultDelivery = _builder(m.ResultDelivery)
+_new_ExistingDeployment = _builder(m.ExistingDeployment)
+_new_NewEphemeralDeployment = _builder(m.NewEphemeralDeployment)
+_new_UnknownDeployment = _builder(m.UnknownDeployment)
+_new_DeploymentTemplate = _builder(m.DeploymentTemplate)
+_new_DeploymentOptions = _builder(m.DeploymentOptions)
+_new_WebhookDestination = _builder(m.WebhookDestination)
+_new_UnknownDestination = _builder(m.UnknownDestination)
+_new_JobStatus = _builder(m.JobStatus)
+_new_JobItemStatus = _builder(m.JobItemStatus)
 
 # The open enums' members by value: what `_open_enum` looks up, without the call.
 _LOG_LEVELS = {level.value: level for level in m.LogLevel}

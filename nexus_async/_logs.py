@@ -83,10 +83,15 @@ _DENSITY_DECAY = 0.9
 _DENSE_RUN = 2
 _DENSER = 4
 # A walk with `concurrency` > 1 pages sequentially (pipelined) until the consumer has
-# twice in a row waited this long with the CPU idle (seconds of wall time not spent
-# on CPU), i.e. on the network; only then does it page in parallel (`_Adaptive`).
+# three times in a row waited on the network: this long with the CPU idle (seconds of
+# wall time not spent on CPU), and this share of the time from the previous page to
+# this one; only then does it page in parallel (`_Adaptive`). The share keeps a
+# consumer near the server sequential through a few slow answers (a wait of 1 ms
+# beside 3 ms of decoding, seen at 0 ms added latency), where slices would only
+# cost CPU; it gives up the gain parallel slices would bring on a link of 1-3 ms.
 _IDLE_WAIT = 0.0005
-_IDLE_WAITS = 2
+_IDLE_SHARE = 0.4
+_IDLE_WAITS = 3
 # A wait this long off the CPU, the first included, is a far server: parallel at once.
 _FAR_WAIT = 0.010
 
@@ -558,8 +563,9 @@ class _Adaptive:
     on the network: near the server (bench_logs at 0 ms), the client's CPU is the
     limit and slices cost 10-20% of the rate in short answers and bookkeeping. So
     the walk pages sequentially, pipelined, and measures each wait of the consumer
-    (`waited`, from `_prefetched`): once it has twice in a row waited `_IDLE_WAIT`
-    with the CPU idle, or once `_FAR_WAIT`, the rest of the log is paged by a
+    (`waited`, from `_prefetched`): once it has `_IDLE_WAITS` times in a row waited
+    with the CPU idle for `_IDLE_WAIT` and `_IDLE_SHARE` of the page's cycle, or
+    once for `_FAR_WAIT`, the rest of the log is paged by a
     `_ParallelWalk` from the cursor reached. The first wait (the first round trip,
     connecting included) counts only as a far server's.
     """
@@ -582,13 +588,18 @@ class _Adaptive:
         self._waits = 0
         self._idle_run = 0  # consecutive waits spent idle
 
-    def waited(self, idle: float) -> None:
-        """The consumer waited for a page, `idle` seconds of it with the CPU idle."""
+    def waited(self, idle: float, cycle: float) -> None:
+        """The consumer waited for a page, `idle` seconds of it with the CPU idle.
+
+        `cycle` is the wall time since its previous wait ended (consuming the
+        previous page, then this wait).
+        """
         self._waits += 1
         if idle > _FAR_WAIT:
             self._idle_run = _IDLE_WAITS
         elif self._waits > 1:
-            self._idle_run = self._idle_run + 1 if idle > _IDLE_WAIT else 0
+            on_network = idle > _IDLE_WAIT and idle > _IDLE_SHARE * cycle
+            self._idle_run = self._idle_run + 1 if on_network else 0
 
     def _waiting_on_network(self) -> bool:
         return self._idle_run >= _IDLE_WAITS
@@ -916,12 +927,13 @@ async def _prefetched(
     produce_pages: Callable[[Callable[[Page], Awaitable[None]]], Awaitable[None]],
     runtime: Runtime,
     *,
-    waited: Callable[[float], None] | None = None,
+    waited: Callable[[float, float], None] | None = None,
 ) -> AsyncGenerator[Page, None]:
     """Yield the pages `produce_pages` emits, which runs as a background task of the client.
 
-    `waited(idle)` is told, after each wait for a page, how much of it the process
-    spent off the CPU (wall time minus CPU time): waiting on the network.
+    `waited(idle, cycle)` is told, after each wait for a page, how much of it the
+    process spent off the CPU (wall time minus CPU time: waiting on the network),
+    and the wall time since the previous wait ended.
 
     The producer never runs in a scope held across our `yield`; it hands pages
     (or its exception) over a one-slot stream and is cancelled when this
@@ -956,6 +968,7 @@ async def _prefetched(
     runtime.start_soon(produce)
     try:
         async with receive:
+            previous: float | None = None  # when the previous wait ended (wall clock)
             while True:
                 started = _clocks()
                 try:
@@ -963,7 +976,9 @@ async def _prefetched(
                 except anyio.EndOfStream:
                     break
                 if waited is not None:
-                    waited(_off_cpu_since(started))
+                    idle, now = _off_cpu_since(started), time.perf_counter()
+                    waited(idle, now - (started[0] if previous is None else previous))
+                    previous = now
                 if isinstance(item, BaseException):
                     raise item
                 yield item

@@ -8,6 +8,7 @@ import anyio
 import pytest
 
 from nexus_async import AsyncClient, JobLogEntry, _logs
+from nexus_async._convert import decode_log_entry
 from nexus_async.server import LocalNexus
 
 from .conftest import FAST_RETRY
@@ -22,11 +23,10 @@ async def test_the_next_request_is_in_flight_while_a_page_is_decoded(
 ) -> None:
     client = AsyncClient(nexus.secret_key, base_url=nexus.base_url, retry=FAST_RETRY)
     in_flight_at_decode: list[int] = []  # at each entry's decoding
-    decode = _logs.decode_log_entry
 
     def watched(raw: Any, _: Any = None) -> JobLogEntry:
         in_flight_at_decode.append(client.diagnostics().http.in_flight)
-        return decode(raw)
+        return decode_log_entry(raw)
 
     monkeypatch.setattr(_logs, "decode_log_entry", watched)
     if entered:
