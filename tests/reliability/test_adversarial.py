@@ -40,7 +40,7 @@ from ..support import sdk_tasks
 from . import test_bad_input as bad_input
 from .support import CALLS, Ctx, batch_of, new_ctx, sdk_client
 from .tcp_proxy import DRIP, FaultyProxy
-from .test_cancellation import ALL_CALLS, PATIENT, PROMPT, _slow_down
+from .test_cancellation import ALL_CALLS, LATENCY, PATIENT, PROMPT, _slow_down
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 BACKENDS = 2  # every test here runs on asyncio and trio
@@ -470,6 +470,10 @@ async def test_random_cancellations_of_a_concurrent_mix_leave_nothing_behind(
             tg.start_soon(setup, name)
     late: list[tuple[str, float, float]] = []
     interrupted = 0
+    # Every call sends a request, which takes `LATENCY` in the slow scenario: cancel
+    # points before it fall mid-call. (Later ones let the fastest calls finish first,
+    # the more often the faster the SDK.) Failing calls retry well past the maximum.
+    longest = LATENCY if scenario == "slow" else CANCEL_MAX_DELAY
     meter = StallMeter()
 
     async def one(name: str, batch: Batch, ctx: Ctx, delay: float) -> None:
@@ -499,7 +503,7 @@ async def test_random_cancellations_of_a_concurrent_mix_leave_nothing_behind(
                     async with anyio.create_task_group() as tg:
                         for name, ctx in ctxs.items():
                             for _ in range(CANCEL_EACH):
-                                delay = rng.uniform(0.0, CANCEL_MAX_DELAY)
+                                delay = rng.uniform(0.0, longest)
                                 tg.start_soon(one, name, batch_of(clients[name], ctx), ctx, delay)
                     outer.cancel_scope.cancel()  # every call returned: stop the meter
         finally:
