@@ -145,32 +145,29 @@ class LogCursor:
         """
         keys = Keys([e.create_time for e in entries], [e.id for e in entries])
         keep, cursor = self.advance_keys(keys)
-        return list(entries) if keep is None else [entries[i] for i in keep], cursor
+        return [entries[i] for i in keep], cursor
 
-    def advance_keys(self, keys: Keys) -> tuple[list[int] | None, LogCursor]:
-        """`advance` on keys: the indices not yet yielded (None: all), and the cursor."""
+    def advance_keys(self, keys: Keys) -> tuple[Sequence[int], LogCursor]:
+        """`advance` on keys: the indices not yet yielded, and the cursor."""
         time, seen, forward = self.time, self.seen, self.forward
         times, ids = keys.times, keys.ids
-        if not times:
-            return [], self
-        keep: list[int] | None = None
-        # All past the boundary millisecond (the usual page), checked at C speed.
-        if time is not None and not (min(times) > time if forward else max(times) < time):
+        keep: Sequence[int] = range(len(times))
+        # Unless all are past the boundary millisecond (the usual page; checked at C
+        # speed), look at each.
+        if time is not None and times and not (min(times) > time if forward else max(times) < time):
             keep = [
                 i
                 for i, t in enumerate(times)
                 if (ids[i] not in seen if t == time else (t > time) == forward)
             ]
-            if not keep:
-                return keep, self
-        last = times[-1] if keep is None else times[keep[-1]]
+        if not keep:
+            return keep, self
+        last = times[keep[-1]]
         ties = times.count(last)
-        if keep is None and times[-ties:].count(last) == ties:  # the usual: ties at the end
+        if len(keep) == len(times) and times[-ties:].count(last) == ties:  # ties at the end
             at_last = frozenset(ids[-ties:])
         else:
-            at_last = frozenset(
-                ids[i] for i in (range(len(times)) if keep is None else keep) if times[i] == last
-            )
+            at_last = frozenset(ids[i] for i in keep if times[i] == last)
         return keep, attrs.evolve(self, time=last, seen=seen | at_last if last == time else at_last)
 
     def __str__(self) -> str:
@@ -216,12 +213,29 @@ class Keys:
     times: list[int]
     ids: list[str]
 
-    def pick(self, indices: list[int] | None) -> Keys:
-        """The keys at `indices` (None: all)."""
-        if indices is None:
-            return self
-        times, ids = self.times, self.ids
-        return Keys([times[i] for i in indices], [ids[i] for i in indices])
+
+def _fresh(
+    entries: list[Any], keys: Keys, keep: Sequence[int], payload: Any, url: str
+) -> Page | None:
+    """The page of the entries at `keep` (None: no entries)."""
+    if not keep:
+        return None
+    if len(keep) == len(entries):
+        return Page(entries, keys, payload, url)
+    times, ids = keys.times, keys.ids
+    fresh = Keys([times[i] for i in keep], [ids[i] for i in keep])
+    return Page([entries[i] for i in keep], fresh, payload, url)
+
+
+def _tie_error(page_size: int, job_id: str, oldest: int) -> errors.LogPagingError:
+    """The error for a full page that is all one millisecond already partly yielded."""
+    return errors.LogPagingError(
+        f"{page_size} or more log entries of job {job_id} share "
+        f"the millisecond {oldest}; paging by time cannot get past them "
+        "without losing entries (narrow the query with min_level or before_time)",
+        job_id=job_id,
+        create_time=oldest,
+    )
 
 
 @attrs.frozen
@@ -382,20 +396,21 @@ class LogStream:
                 raise
             self._base = self.cursor
             self._index = 0
+            entries: list[Any]
+            redo: Callable[[int], JobLogEntry] | None = None  # set: entries are JSON
             if isinstance(page, list):  # decoded already
                 self._keys = Keys([e.create_time for e in page], [e.id for e in page])
-                entries: list[Any] = page
-                decode = None
+                entries = page
             else:
-                self._keys, entries, decode = page.keys, page.raw, decode_log_entry
-            span = self._span
+                self._keys, entries, redo = page.keys, page.raw, page.entry
+            span, decode = self._span, decode_log_entry
             for index, entry in enumerate(entries):
-                if decode is not None:
+                if redo is not None:
                     try:
                         entry = decode(entry)
                     except Exception:  # unusual: the converter decodes it, or says why not
                         try:
-                            entry = page.entry(index)  # type: ignore[union-attr]
+                            entry = redo(index)
                         except errors.NexusError as exc:
                             self._fail(exc)
                             raise
@@ -450,21 +465,10 @@ class _Pager:
         keep, self.cursor = self.cursor.advance_keys(keys)
         self.query = None
         if len(keys.times) == self._page_size:
-            if keep == []:
-                oldest = keys.times[-1]
-                raise errors.LogPagingError(
-                    f"{self._page_size} or more log entries of job {self._job_id} share "
-                    f"the millisecond {oldest}; paging by time cannot get past them "
-                    "without losing entries (narrow the query with min_level or before_time)",
-                    job_id=self._job_id,
-                    create_time=oldest,
-                )
+            if not keep:
+                raise _tie_error(self._page_size, self._job_id, keys.times[-1])
             self.query = self.cursor.query(self._base)
-        if keep is None:
-            return Page(entries, keys, payload, self._url) if entries else None
-        if not keep:
-            return None
-        return Page([entries[i] for i in keep], keys.pick(keep), payload, self._url)
+        return _fresh(entries, keys, keep, payload, self._url)
 
 
 async def log_pages(
@@ -879,20 +883,9 @@ class _ParallelWalk:
         keep, piece.cursor = piece.cursor.advance_keys(keys)
         if reached or not full:
             piece.done = True
-        elif keep == []:
-            oldest = times[-1]
-            raise errors.LogPagingError(
-                f"{self._page_size} or more log entries of job {self._job_id} share "
-                f"the millisecond {oldest}; paging by time cannot get past them "
-                "without losing entries (narrow the query with min_level or before_time)",
-                job_id=self._job_id,
-                create_time=oldest,
-            )
-        if keep is None:
-            return Page(entries, keys, payload, self._url) if entries else None
-        if not keep:
-            return None
-        return Page([entries[i] for i in keep], keys.pick(keep), payload, self._url)
+        elif not keep:
+            raise _tie_error(self._page_size, self._job_id, times[-1])
+        return _fresh(entries, keys, keep, payload, self._url)
 
 
 def all_logs(
